@@ -1,0 +1,85 @@
+"""Running Nix processes under one deadline, with nothing left behind.
+
+Each Nix command runs in its own process group (session), so that when the
+build's deadline (``NIX_TIMEOUT``) expires the whole tree is killed: Nix's
+builders, their children and any fetcher, not just the top process (upstream
+bounded builders only, never evaluation or downloads). stdout and stderr are
+read concurrently by ``communicate`` (no pipe deadlock however much a build
+prints); stderr is kept, its tail goes to the build record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from nixspec.errors import NixTimeout
+
+LOG_TAIL_BYTES = 16 * 1024  # enough for Nix's last error and its context
+
+
+def tail(text: str, limit: int = LOG_TAIL_BYTES) -> str:
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Deadline:
+    """A point in monotonic time that every Nix call of one build shares."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self._end - time.monotonic()
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def run_nix(
+    argv: Sequence[str],
+    deadline: Deadline,
+    env: Mapping[str, str] | None = None,
+) -> Completed:
+    """Run ``argv``; raise :class:`NixTimeout` (after killing the group) when
+    the deadline passes first."""
+    if deadline.remaining() <= 0:
+        raise NixTimeout(f"NIX_TIMEOUT of {deadline.seconds:g}s expired before {argv[0]} ran")
+    process = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        env=dict(env) if env is not None else None,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=max(deadline.remaining(), 0.001))
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        # Children that inherited the pipes die with the group, so this returns.
+        _, stderr = process.communicate()
+        raise NixTimeout(
+            f"Nix exceeded NIX_TIMEOUT of {deadline.seconds:g}s and was killed", tail(stderr)
+        ) from None
+    except BaseException:
+        _kill_group(process)
+        process.communicate()
+        raise
+    return Completed(process.returncode, stdout, stderr)
