@@ -1,0 +1,81 @@
+"""The closure graph as the layering algorithm sees it.
+
+A Nix closure is a DAG of store paths: each path has a NAR size and references other
+paths (Nix also records a path referring to itself, which means nothing here). This
+module holds the value type for one path, checks a request, and computes the closure of
+the image's roots.
+
+Only the closure of the roots is ever looked at: the caller may hand in a bigger graph
+(for example a whole channel's), and paths outside the closure cannot change the result.
+Everything is returned in sorted order, so no dict or set iteration order leaks out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+STORE_PREFIX_LEN = len("/nix/store/") + 32 + 1
+"""`/nix/store/`, the 32-character hash and the dash before the name."""
+
+
+@dataclass(frozen=True)
+class PathInfo:
+    """One store path of the closure: its NAR size in bytes and what it references.
+
+    `references` may include the path itself (Nix records self-references); they are
+    ignored.
+    """
+
+    nar_size: int
+    references: tuple[str, ...]
+
+
+def package_name(path: str) -> str:
+    """The `name-version` part of a store path, the key of Nixery's popularity data.
+
+    `/nix/store/<32-char hash>-hello-2.10` -> `hello-2.10`. Anything that does not look
+    like a store path is returned whole, so callers may also use plain names.
+    """
+    if path.startswith("/nix/store/") and len(path) > STORE_PREFIX_LEN:
+        return path[STORE_PREFIX_LEN:]
+    return path
+
+
+def closure(graph: Mapping[str, PathInfo], roots: Sequence[str]) -> list[str]:
+    """Every path reachable from `roots` (roots included), sorted.
+
+    Raises `ValueError` when there is no root, when a root or a reference is not a key
+    of `graph` (naming it), or when a size is negative.
+    """
+    if isinstance(roots, str):
+        raise ValueError("roots must be a sequence of store paths, not one string")
+    if not roots:
+        raise ValueError("an image needs at least one root path")
+    missing_roots = sorted({r for r in roots if r not in graph})
+    if missing_roots:
+        raise ValueError(f"root {missing_roots[0]!r} is not in the graph")
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack:
+        path = stack.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        info = graph[path]
+        if info.nar_size < 0:
+            raise ValueError(f"path {path!r} has a negative narSize {info.nar_size}")
+        for ref in info.references:
+            if ref not in graph:
+                raise ValueError(f"reference {ref!r} of {path!r} is not in the graph")
+            if ref not in seen:
+                stack.append(ref)
+    return sorted(seen)
+
+
+def validate_budget(budget: int) -> None:
+    """Reject a budget that cannot hold even one layer."""
+    if isinstance(budget, bool) or not isinstance(budget, int):
+        raise ValueError(f"budget must be an integer, got {budget!r}")
+    if budget < 1:
+        raise ValueError(f"budget must be at least 1 layer, got {budget}")
