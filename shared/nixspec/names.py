@@ -80,6 +80,21 @@ def validate_tag(tag: str) -> str:
     return tag
 
 
+def validate_name(name: str, max_length: int = DEFAULT_MAX_NAME_LENGTH) -> str:
+    """Check ``name`` against the spec's grammar and the length limit."""
+    problem = ""
+    if len(name) > max_length:
+        problem = f"name is {len(name)} characters, the limit is {max_length}"
+    elif not _NAME.fullmatch(name):
+        problem = (
+            "name must be lowercase components of [a-z0-9] joined by '.', '_', '__' or '-', "
+            "separated by '/'"
+        )
+    if problem:
+        raise RegistryError(ErrorCode.NAME_INVALID, problem, detail={"name": name[:300]})
+    return name
+
+
 def _package_problem(component: str) -> str | None:
     segments = component.split(".")
     if all(_SEGMENT.fullmatch(s) for s in segments):

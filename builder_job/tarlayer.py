@@ -1,0 +1,148 @@
+"""Deterministic layer tarballs, hashed while they stream.
+
+A layer is a tar of some store paths, gzipped. The same paths must give the
+same bytes on every machine and every run, so that a layer's digest depends
+only on its content and is shared across images and rebuilds. Hence:
+
+* entries in a fixed order: ``nix``, ``nix/store``, then each store path
+  (sorted) walked depth-first with names sorted byte-wise;
+* directory entries included (``nix``, ``nix/store`` and every directory),
+  so extraction never invents directories with arbitrary modes;
+* owner 0:0 without names, mtime 1 (the time Nix gives every store file),
+  permission bits as in the store;
+* hard links (the store's optimiser creates them) written as regular files:
+  a hard-link entry would depend on which twin was seen first;
+* gzip with mtime 0 and no file name in its header.
+
+Bytes pass through :class:`HashingWriter` sinks on their way to a file:
+one before gzip (the diff_id, sha256 of the tar) and one after (the blob
+digest and size), so nothing is read twice and nothing is held in memory
+beyond one chunk.
+
+:class:`Entry` is also how the customisation layer describes its synthetic
+symlinks and directories (:mod:`builder_job.customisation`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import stat
+import tarfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+STORE_MTIME = 1
+GZIP_LEVEL = 6  # zlib's default trade-off; what Docker and upstream Nixery use
+READ_CHUNK = 1024 * 1024
+
+
+class HashingWriter:
+    """A write-only sink that hashes and counts bytes, then passes them on."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        self._target = target
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._hash.update(data)
+        self.size += len(data)
+        self._target.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One synthetic tar entry (directories and symlinks)."""
+
+    name: str  # relative, e.g. "bin/hello"
+    kind: str  # "dir" | "symlink"
+    mode: int = 0o755
+    target: str = ""
+
+
+@dataclass(frozen=True)
+class PackedLayer:
+    digest: str  # sha256 of the gzip stream
+    size: int
+    diff_id: str  # sha256 of the tar
+
+
+def _info(name: str, kind: bytes, mode: int, size: int = 0, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode
+    info.size = size
+    info.linkname = link
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mtime = STORE_MTIME
+    return info
+
+
+def _walk(path: str, name: str) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(absolute path, tar name, lstat) depth-first, names sorted byte-wise."""
+    st = os.lstat(path)
+    yield path, name, st
+    if stat.S_ISDIR(st.st_mode):
+        children = sorted(os.listdir(path), key=os.fsencode)
+        for child in children:
+            yield from _walk(os.path.join(path, child), f"{name}/{child}")
+
+
+def _add_path(tar: tarfile.TarFile, path: str, name: str) -> None:
+    for full, entry_name, st in _walk(path, name):
+        mode = stat.S_IMODE(st.st_mode)
+        if stat.S_ISDIR(st.st_mode):
+            tar.addfile(_info(entry_name, tarfile.DIRTYPE, mode))
+        elif stat.S_ISLNK(st.st_mode):
+            tar.addfile(_info(entry_name, tarfile.SYMTYPE, 0o777, link=os.readlink(full)))
+        elif stat.S_ISREG(st.st_mode):
+            with open(full, "rb") as handle:
+                tar.addfile(_info(entry_name, tarfile.REGTYPE, mode, size=st.st_size), handle)
+        else:
+            raise ValueError(f"{full}: store paths hold only files, directories and symlinks")
+
+
+def write_tar(
+    target: BinaryIO, store_paths: Sequence[str] = (), entries: Iterable[Entry] = ()
+) -> None:
+    """Write the tar of ``store_paths`` (with the ``nix/store`` directories)
+    followed by synthetic ``entries`` to ``target``."""
+    with tarfile.open(fileobj=target, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        if store_paths:
+            tar.addfile(_info("nix", tarfile.DIRTYPE, 0o755))
+            tar.addfile(_info("nix/store", tarfile.DIRTYPE, 0o755))
+            for path in sorted(store_paths, key=os.fsencode):
+                _add_path(tar, path, path.lstrip("/"))
+        for entry in entries:
+            if entry.kind == "dir":
+                tar.addfile(_info(entry.name, tarfile.DIRTYPE, entry.mode))
+            else:
+                tar.addfile(_info(entry.name, tarfile.SYMTYPE, 0o777, link=entry.target))
+
+
+def pack_layer(
+    target: BinaryIO,
+    store_paths: Sequence[str] = (),
+    entries: Iterable[Entry] = (),
+    level: int = GZIP_LEVEL,
+) -> PackedLayer:
+    """Write the gzipped layer to ``target`` and return its digests."""
+    compressed = HashingWriter(target)
+    with gzip.GzipFile(
+        filename="", mode="wb", fileobj=compressed, compresslevel=level, mtime=0
+    ) as gz:
+        uncompressed = HashingWriter(gz)  # type: ignore[arg-type]
+        write_tar(uncompressed, store_paths, entries)  # type: ignore[arg-type]
+    return PackedLayer(compressed.digest, compressed.size, uncompressed.digest)

@@ -1,0 +1,32 @@
+"""Building the two handlers from settings: what each function's main.py calls.
+
+Everything expensive (settings, adapters, clients, the source resolver)
+is built once per process, at import of the function's ``main.py``, so a
+request only does its own work.
+"""
+
+from __future__ import annotations
+
+from registry import wiring
+from registry.blobs import BlobService
+from registry.builds import BuildCoordinator
+from registry.http import Handler, guarded
+from registry.manifests import ManifestService
+from registry.settings import Settings
+from registry.specs import resolver_for
+
+
+def manifest_handler(settings: Settings) -> Handler:
+    metadata = wiring.metadata_store(settings)
+    coordinator = BuildCoordinator(
+        metadata=metadata,
+        launcher=wiring.launcher(settings),
+        wait_s=settings.build_wait_s,
+        lease_s=settings.lease_s,
+        failure_ttl_s=settings.failure_ttl_s,
+    )
+    return guarded(ManifestService(settings, metadata, resolver_for(settings), coordinator).handle)
+
+
+def blob_handler(settings: Settings) -> Handler:
+    return guarded(BlobService(settings, wiring.blob_store(settings)).handle)

@@ -1,0 +1,120 @@
+"""A cache miss: take the build lease, dispatch the builder, wait, answer.
+
+The manifest function never runs Nix. On a miss it asks the metadata store
+for the key's build (:func:`metastore.lease.decide` is the rule): the first
+request creates the build record and launches one builder; every other
+request, in any process, follows that record. Followers poll it with
+backoff until it succeeds (the image record is then there), fails (the
+recorded reason is answered, and remembered for the failure TTL), or its
+lease expires (the builder died: the follower takes the build over and
+launches a new one). Past the wait limit the client gets ``TOOMANYREQUESTS``
+with ``Retry-After`` while the build goes on, so the next pull gets the
+image.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from launcher.port import BuildRequest, Launcher, LaunchError
+from metastore.port import MetadataStore
+from metastore.records import BuildError, BuildRecord, BuildState, ImageRecord
+from nixspec.spec import ImageSpec
+from ocimodel.errors import ErrorCode, RegistryError
+
+log = logging.getLogger(__name__)
+
+POLL_FIRST_S = 0.05
+POLL_MAX_S = 1.0
+RETRY_AFTER_S = 30
+
+
+def new_build_id(clock: Callable[[], float] = time.time) -> str:
+    """Sortable by time, unique: ``20261129T064215-3f9a1c2e``."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(clock())) + "-" + secrets.token_hex(4)
+
+
+def error_for(build: BuildRecord) -> RegistryError:
+    """The answer for a failed build, from its record."""
+    error = build.error or BuildError(ErrorCode.UNKNOWN.name, "build failed without a reason")
+    try:
+        code = ErrorCode[error.code]
+    except KeyError:
+        code = ErrorCode.UNKNOWN
+    detail = {"build": build.build_id}
+    if isinstance(error.detail, dict):
+        detail.update(error.detail)
+    return RegistryError(code, error.message, detail=detail)
+
+
+@dataclass
+class BuildCoordinator:
+    metadata: MetadataStore
+    launcher: Launcher
+    wait_s: float
+    lease_s: float
+    failure_ttl_s: float
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+    def _claim(self, spec: ImageSpec, trace: str, image_gone: bool = False) -> BuildRecord:
+        claim = self.metadata.claim_build(
+            cache_key=spec.cache_key,
+            build_id=new_build_id(self.clock),
+            image=f"{spec.name}:{spec.tag}",
+            spec=spec.to_json(),
+            now=self.clock(),
+            lease_s=self.lease_s,
+            failure_ttl_s=self.failure_ttl_s,
+            image_gone=image_gone,
+        )
+        if not claim.won:
+            return claim.build
+        build = claim.build
+        try:
+            execution = self.launcher.launch(BuildRequest(build.build_id, spec, trace))
+        except LaunchError as exc:
+            log.error("cannot launch build %s: %s", build.build_id, exc)
+            self.metadata.fail_build(
+                build.build_id,
+                BuildError(ErrorCode.UNAVAILABLE.name, f"the builder could not be started: {exc}"),
+                now=self.clock(),
+                timings={},
+                log_tail="",
+            )
+        else:
+            log.info("build %s of %s launched as %s", build.build_id, spec.name, execution)
+        return self.metadata.get_build(build.build_id) or build
+
+    def obtain(self, spec: ImageSpec, trace: str = "") -> ImageRecord:
+        """The image of ``spec``, building it if needed; raises RegistryError."""
+        deadline = self.clock() + self.wait_s
+        build = self._claim(spec, trace)
+        delay = POLL_FIRST_S
+        while True:
+            if build.state is BuildState.SUCCEEDED:
+                image = self.metadata.get_image(spec.cache_key)
+                if image is not None:
+                    return image
+                build = self._claim(spec, trace, image_gone=True)  # recorded, since removed
+                continue
+            elif build.state is BuildState.FAILED:
+                raise error_for(build)
+            elif not build.lease_valid(self.clock()):
+                log.warning("build %s lost its lease; taking over", build.build_id)
+                build = self._claim(spec, trace)
+                continue
+            if self.clock() >= deadline:
+                raise RegistryError(
+                    ErrorCode.TOOMANYREQUESTS,
+                    f"image is still building (build {build.build_id}); retry shortly",
+                    detail={"build": build.build_id},
+                    headers={"Retry-After": str(RETRY_AFTER_S)},
+                )
+            self.sleep(min(delay, max(deadline - self.clock(), 0.0)))
+            delay = min(delay * 1.5, POLL_MAX_S)
+            build = self.metadata.get_build(build.build_id) or build

@@ -1,0 +1,206 @@
+"""Configuration: the environment, read once, into one frozen object.
+
+Upstream Nixery's variable names are kept where the meaning is the same
+(``PORT``, ``NIXERY_CHANNEL``, ``NIXERY_PKGS_REPO``, ``NIXERY_PKGS_PATH``,
+``NIXERY_STORAGE_BACKEND``, ``STORAGE_PATH``, ``NIX_TIMEOUT``,
+``NIX_POPULARITY_URL``, ``GCS_BUCKET``); new settings are prefixed
+``NIXERY_``. :func:`Settings.from_env` checks everything and raises one
+:class:`ConfigError` naming every problem at once, instead of stopping at the
+first (upstream exits the process from inside its parser).
+
+Exactly one package source may be set. Upstream silently prefers channel,
+then repo, then path; here two sources at once is an error, because a
+registry that silently ignores a setting serves the wrong packages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from nixspec.names import DEFAULT_MAX_NAME_LENGTH, DEFAULT_MAX_PACKAGES
+from nixspec.sources import DEFAULT_CHANNEL_BASE, ConfiguredSource
+from nixspec.spec import SourceKind
+
+DEFAULT_CHANNEL = "nixos-unstable"
+DEFAULT_LAYER_BUDGET = 94  # Docker allows ~125 layers; leave room for users' own layers
+STORAGE_BACKENDS = ("filesystem", "gcs", "s3")
+METADATA_BACKENDS = ("sqlite", "firestore")
+LAUNCHERS = ("local", "cloudrun")
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """Every configuration problem found, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _default_storage_path() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    return Path(base) / "nixery-serverless"
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: ConfiguredSource
+    source_is_default: bool = False
+    port: int = 8080
+    storage_backend: str = "filesystem"
+    storage_path: Path = field(default_factory=_default_storage_path)
+    metadata_backend: str = "sqlite"
+    sqlite_path: Path | None = None
+    launcher: str = "local"
+    nix_timeout_s: float = 60.0
+    popularity_url: str = ""
+    layer_budget: int = DEFAULT_LAYER_BUDGET
+    max_packages: int = DEFAULT_MAX_PACKAGES
+    max_name_length: int = DEFAULT_MAX_NAME_LENGTH
+    allow_unfree: bool = False
+    build_wait_s: float = 600.0
+    lease_s: float = 30.0
+    failure_ttl_s: float = 60.0
+    source_ttl_s: float = 10.0
+    channel_url: str = DEFAULT_CHANNEL_BASE
+    work_dir: Path = Path("/tmp/nixery-builds")
+    gcs_bucket: str = ""
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.sqlite_path or self.storage_path / "metadata.sqlite3"
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, default_channel: str | None = None
+    ) -> Settings:
+        """Read and check the environment. ``default_channel`` is used when no
+        package source is set (``nixery serve``); without it, none is an error."""
+        env = os.environ if env is None else env
+        problems: list[str] = []
+
+        def get(name: str, parse: Callable[[str], T], default: T, check: str = "") -> T:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = parse(raw)
+            except ValueError:
+                problems.append(f"{name}={raw!r} is not {check or 'valid'}")
+                return default
+            return value
+
+        def positive(parse: Callable[[str], T]) -> Callable[[str], T]:
+            def inner(raw: str) -> T:
+                value = parse(raw)
+                if value <= 0:  # type: ignore[operator]
+                    raise ValueError(raw)
+                return value
+
+            return inner
+
+        def boolean(raw: str) -> bool:
+            lowered = raw.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+
+        def choice(name: str, options: tuple[str, ...], default: str) -> str:
+            value = env.get(name, "").strip() or default
+            if value not in options:
+                problems.append(f"{name}={value!r} must be one of {', '.join(options)}")
+            return value
+
+        sources = [
+            (SourceKind.CHANNEL, env.get("NIXERY_CHANNEL", "").strip()),
+            (SourceKind.GIT, env.get("NIXERY_PKGS_REPO", "").strip()),
+            (SourceKind.PATH, env.get("NIXERY_PKGS_PATH", "").strip()),
+        ]
+        chosen = [(kind, value) for kind, value in sources if value]
+        source_is_default = False
+        if len(chosen) > 1:
+            problems.append(
+                "set only one package source, not "
+                + " and ".join(
+                    {
+                        "channel": "NIXERY_CHANNEL",
+                        "git": "NIXERY_PKGS_REPO",
+                        "path": "NIXERY_PKGS_PATH",
+                    }[str(kind)]
+                    for kind, _ in chosen
+                )
+            )
+        if not chosen:
+            if default_channel:
+                chosen = [(SourceKind.CHANNEL, default_channel)]
+                source_is_default = True
+            else:
+                problems.append(
+                    "no package source: set NIXERY_CHANNEL, NIXERY_PKGS_REPO or NIXERY_PKGS_PATH"
+                )
+                chosen = [(SourceKind.CHANNEL, DEFAULT_CHANNEL)]
+        kind, location = chosen[0]
+        if kind is SourceKind.PATH:
+            path = Path(location).expanduser().resolve()
+            if not (path / "default.nix").is_file():
+                problems.append(f"NIXERY_PKGS_PATH={location!r} has no default.nix")
+            location = str(path)
+
+        storage_backend = choice("NIXERY_STORAGE_BACKEND", STORAGE_BACKENDS, "filesystem")
+        default_metadata = "sqlite" if storage_backend == "filesystem" else "firestore"
+        gcs_bucket = env.get("GCS_BUCKET", "").strip()
+        if storage_backend == "gcs" and not gcs_bucket:
+            problems.append("NIXERY_STORAGE_BACKEND=gcs needs GCS_BUCKET")
+        storage_path = get(
+            "STORAGE_PATH", lambda raw: Path(raw).expanduser(), _default_storage_path()
+        )
+
+        settings = cls(
+            source=ConfiguredSource(kind, location),
+            source_is_default=source_is_default,
+            port=get("PORT", positive(int), 8080, "a port number"),
+            storage_backend=storage_backend,
+            storage_path=storage_path,
+            metadata_backend=choice("NIXERY_METADATA_BACKEND", METADATA_BACKENDS, default_metadata),
+            sqlite_path=get("NIXERY_SQLITE_PATH", lambda raw: Path(raw).expanduser(), None),
+            launcher=choice("NIXERY_LAUNCHER", LAUNCHERS, "local"),
+            nix_timeout_s=get("NIX_TIMEOUT", positive(float), 60.0, "a number of seconds"),
+            popularity_url=env.get("NIX_POPULARITY_URL", "").strip(),
+            layer_budget=get(
+                "NIXERY_LAYER_BUDGET", positive(int), DEFAULT_LAYER_BUDGET, "a positive integer"
+            ),
+            max_packages=get(
+                "NIXERY_MAX_PACKAGES", positive(int), DEFAULT_MAX_PACKAGES, "a positive integer"
+            ),
+            max_name_length=get(
+                "NIXERY_MAX_NAME_LENGTH",
+                positive(int),
+                DEFAULT_MAX_NAME_LENGTH,
+                "a positive integer",
+            ),
+            allow_unfree=get("NIXERY_ALLOW_UNFREE", boolean, False, "true or false"),
+            build_wait_s=get("NIXERY_BUILD_WAIT_S", positive(float), 600.0, "a number of seconds"),
+            lease_s=get("NIXERY_LEASE_S", positive(float), 30.0, "a number of seconds"),
+            failure_ttl_s=get("NIXERY_FAILURE_TTL_S", float, 60.0, "a number of seconds"),
+            source_ttl_s=get("NIXERY_SOURCE_TTL_S", float, 10.0, "a number of seconds"),
+            channel_url=env.get("NIXERY_CHANNEL_URL", "").strip() or DEFAULT_CHANNEL_BASE,
+            work_dir=get(
+                "NIXERY_WORK_DIR", lambda raw: Path(raw).expanduser(), Path("/tmp/nixery-builds")
+            ),
+            gcs_bucket=gcs_bucket,
+        )
+        if settings.layer_budget > 120:
+            problems.append(
+                f"NIXERY_LAYER_BUDGET={settings.layer_budget}: Docker refuses images of more than "
+                "about 125 layers; use at most 120"
+            )
+        if problems:
+            raise ConfigError(problems)
+        return settings
