@@ -76,17 +76,14 @@ def plan_entries(package_paths: Sequence[str], listing: Listing = list_dir) -> l
     _merge(list(package_paths), "", 0, listing, entries)
     names = {e.name: e for e in entries}
     env = names.get("bin/env")
-    if env is not None and "usr/bin/env" not in names:
-        # Never add below a directory that is a link into a package (that
-        # would write into the store path).
-        if (
-            names.get("usr", Entry("usr", "dir")).kind == "dir"
-            and names.get("usr/bin", Entry("usr/bin", "dir")).kind == "dir"
-        ):
-            for directory in ("usr", "usr/bin"):
-                if directory not in names:
-                    entries.append(Entry(directory, "dir", 0o755))
-            entries.append(Entry("usr/bin/env", "symlink", target=env.target))
+    # Never add below a directory that is a link into a package (that would
+    # write into the store path).
+    usr_is_ours = all(names.get(d, Entry(d, "dir")).kind == "dir" for d in ("usr", "usr/bin"))
+    if env is not None and "usr/bin/env" not in names and usr_is_ours:
+        for directory in ("usr", "usr/bin"):
+            if directory not in names:
+                entries.append(Entry(directory, "dir", 0o755))
+        entries.append(Entry("usr/bin/env", "symlink", target=env.target))
     if "tmp" not in names:
         entries.append(Entry("tmp", "dir", 0o1777))
     return entries

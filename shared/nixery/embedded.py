@@ -29,10 +29,9 @@ FUNCTIONS_DIR = Path(functions.__file__).parent
 def create_app() -> WSGIApp:
     import functions_framework
 
-    manifest_app = functions_framework.create_app(
-        "manifest", str(FUNCTIONS_DIR / "manifest" / "main.py")
-    )
-    blob_app = functions_framework.create_app("blob", str(FUNCTIONS_DIR / "blob" / "main.py"))
+    create = functions_framework.create_app
+    manifest_app = create("manifest", str(FUNCTIONS_DIR / "manifest" / "main.py"))  # type: ignore[no-untyped-call]
+    blob_app = create("blob", str(FUNCTIONS_DIR / "blob" / "main.py"))  # type: ignore[no-untyped-call]
 
     def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         kind = parse(environ.get("PATH_INFO", "")).kind

@@ -17,12 +17,20 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Protocol
 
 TRACE: contextvars.ContextVar[str] = contextvars.ContextVar("trace", default="")
-LABELS: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("labels", default={})
+LABELS: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "labels", default=MappingProxyType({})
+)
 
 
-def trace_id(headers: Mapping[str, str]) -> str:
+class _Headers(Protocol):
+    def get(self, key: str, default: str) -> str: ...
+
+
+def trace_id(headers: _Headers) -> str:
     """The trace id of a request, from Google's header or W3C traceparent."""
     cloud = headers.get("X-Cloud-Trace-Context", "")
     if cloud:
