@@ -96,7 +96,9 @@ def test_query_strings_do_not_change_routes(shared_registry: NixeryServer) -> No
     ],
     ids=["none", "wildcard", "oci-only", "oci-and-index", "containerd", "docker", "q-values"],
 )
-def test_accept_negotiation(shared_registry: NixeryServer, accept: list[str], expected: str) -> None:
+def test_accept_negotiation(
+    shared_registry: NixeryServer, accept: list[str], expected: str
+) -> None:
     # requests joins a list-valued header into one line; several lines are
     # tested with http.client below.
     headers = {"Accept": ", ".join(accept)} if accept else {}

@@ -49,6 +49,10 @@
 #     Ambiguous        Ambiguous-1.0 } two attributes that differ only in case:
 #     ambiguous        ambiguous-1.0 } `ambiguous` vs a case-folded lookup.
 #                      Both have bin/ambiguous printing their own attribute.
+#                      The exact spelling wins: `ambiguous` is the lower one.
+#     CaseTwin         case-twin-upper-1.0 } differ only in case and neither is
+#     caseTwin         case-twin-lower-1.0 } all lowercase: `casetwin` matches
+#                      both case-insensitively, an ambiguity to report.
 #     _7zz             7zz-23.01: a name starting with a digit (`7zz` maps to
 #                      `_7zz` like in nixpkgs); bin/7zz.
 #     multiOutput      multi-output-1.0: outputs out (lib/), bin (bin/,
@@ -470,6 +474,26 @@ let
       script = writeScript "bin/ambiguous" ''
         ${sh}
         echo 'ambiguous (lower case a)'
+      '';
+    };
+
+    CaseTwin = mkPkg {
+      pname = "case-twin-upper";
+      version = "1.0";
+      meta.description = "Differs from `caseTwin` only in case";
+      script = writeScript "bin/case-twin" ''
+        ${sh}
+        echo 'CaseTwin'
+      '';
+    };
+
+    caseTwin = mkPkg {
+      pname = "case-twin-lower";
+      version = "1.0";
+      meta.description = "Differs from `CaseTwin` only in case";
+      script = writeScript "bin/case-twin" ''
+        ${sh}
+        echo 'caseTwin'
       '';
     };
 

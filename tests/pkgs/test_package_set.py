@@ -47,6 +47,8 @@ SMALL_PACKAGES = {
     "SDL2": "SDL2-2.28.5",
     "Ambiguous": "Ambiguous-1.0",
     "ambiguous": "ambiguous-1.0",
+    "CaseTwin": "case-twin-upper-1.0",
+    "caseTwin": "case-twin-lower-1.0",
     "_7zz": "7zz-23.01",
     "multiOutput": "multi-output-1.0",
     "singleFile": "single-file-1.0",
