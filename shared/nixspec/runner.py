@@ -1,9 +1,13 @@
 """Running Nix processes under one deadline, with nothing left behind.
 
-Each Nix command runs in its own process group (session), so that when the
-build's deadline (``NIX_TIMEOUT``) expires the whole tree is killed: Nix's
-builders, their children and any fetcher, not just the top process (upstream
-bounded builders only, never evaluation or downloads). stdout and stderr are
+Each Nix command runs in its own session, and when the build's deadline
+(``NIX_TIMEOUT``) expires the whole tree is killed: Nix's builders, their
+children and any fetcher, not just the top process (upstream bounded
+builders only, never evaluation or downloads). Nix starts every builder in a
+session of its own, so killing Nix's process group is not enough: the tree
+is found through ``/proc`` (parent links) before anything is signalled, gets
+SIGTERM first (Nix then stops its builds and releases its locks cleanly),
+and whatever is left SIGKILL after a short grace. stdout and stderr are
 read concurrently by ``communicate`` (no pipe deadlock however much a build
 prints); stderr is kept, its tail goes to the build record.
 """
@@ -45,8 +49,44 @@ class Deadline:
         return self._end - time.monotonic()
 
 
-def _kill_group(process: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(ProcessLookupError):
+KILL_GRACE_S = 2.0
+
+
+def _descendants(root: int) -> list[int]:
+    """``root`` and every process below it, found by parent links in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        # The fields after the parenthesised command: state, ppid, ...
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        queue.extend(children.get(pid, []))
+    return found
+
+
+def _signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _kill_tree(process: subprocess.Popen[str]) -> None:
+    tree = _descendants(process.pid)
+    _signal_all(tree, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=KILL_GRACE_S)
+    _signal_all(tree, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
 
 
@@ -72,14 +112,14 @@ def run_nix(
     try:
         stdout, stderr = process.communicate(timeout=max(deadline.remaining(), 0.001))
     except subprocess.TimeoutExpired:
-        _kill_group(process)
+        _kill_tree(process)
         # Children that inherited the pipes die with the group, so this returns.
         _, stderr = process.communicate()
         raise NixTimeout(
             f"Nix exceeded NIX_TIMEOUT of {deadline.seconds:g}s and was killed", tail(stderr)
         ) from None
     except BaseException:
-        _kill_group(process)
+        _kill_tree(process)
         process.communicate()
         raise
     return Completed(process.returncode, stdout, stderr)

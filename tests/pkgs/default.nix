@@ -94,6 +94,9 @@
 #     missingDependency  missing-dependency-1.0: a package referring to an
 #                      attribute that does not exist in this set; also kills
 #                      the whole evaluation when its outPath is forced.
+#     sleeper          sleeper-1.0: its build sleeps NIXERY_TEST_SLEEP_S seconds
+#                      (default 600) before finishing: NIX_TIMEOUT kills it,
+#                      and tests can crash a builder while Nix runs.
 #
 #   Not packages
 #     notAPackage          a string
@@ -616,6 +619,14 @@ let
         echo "broken-1.0: this package always fails to build (nixery test package set)" >&2
         exit 1
       '';
+    };
+
+    sleeper = builtins.derivation {
+      name = "sleeper-1.0";
+      inherit system;
+      builder = "${busybox}/bin/busybox";
+      args = [ "sh" "-c" "${busybox}/bin/busybox sleep \"$seconds\" && ${busybox}/bin/busybox mkdir -p \"$out\"" ];
+      seconds = let s = builtins.getEnv "NIXERY_TEST_SLEEP_S"; in if s == "" then "600" else s;
     };
 
     markedBroken = mkPkg {
