@@ -48,6 +48,16 @@ def closure(graph: Mapping[str, PathInfo], roots: Sequence[str]) -> list[str]:
     Raises `ValueError` when there is no root, when a root or a reference is not a key
     of `graph` (naming it), or when a size is negative.
     """
+    return sorted(referrer_counts(graph, roots))
+
+
+def referrer_counts(graph: Mapping[str, PathInfo], roots: Sequence[str]) -> dict[str, int]:
+    """For every path of the closure of `roots`: how many closure paths reference it.
+
+    Self-references are ignored (a reference listed twice counts twice: Nix never lists
+    one twice, and the counts only order the manifest). Raises like `closure`. The dict's
+    order is the traversal's: sort before relying on it.
+    """
     if isinstance(roots, str):
         raise ValueError("roots must be a sequence of store paths, not one string")
     if not roots:
@@ -55,22 +65,25 @@ def closure(graph: Mapping[str, PathInfo], roots: Sequence[str]) -> list[str]:
     missing_roots = sorted({r for r in roots if r not in graph})
     if missing_roots:
         raise ValueError(f"root {missing_roots[0]!r} is not in the graph")
-    seen: set[str] = set()
-    stack = list(roots)
+    counts = dict.fromkeys(roots, 0)
+    stack = list(counts)
     while stack:
         path = stack.pop()
-        if path in seen:
-            continue
-        seen.add(path)
         info = graph[path]
         if info.nar_size < 0:
             raise ValueError(f"path {path!r} has a negative narSize {info.nar_size}")
         for ref in info.references:
-            if ref not in graph:
-                raise ValueError(f"reference {ref!r} of {path!r} is not in the graph")
-            if ref not in seen:
+            if ref == path:
+                continue
+            seen = counts.get(ref)
+            if seen is None:
+                if ref not in graph:
+                    raise ValueError(f"reference {ref!r} of {path!r} is not in the graph")
+                counts[ref] = 1
                 stack.append(ref)
-    return sorted(seen)
+            else:
+                counts[ref] = seen + 1
+    return counts
 
 
 def validate_budget(budget: int) -> None:
