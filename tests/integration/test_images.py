@@ -38,7 +38,7 @@ def members(layer: bytes) -> list[tarfile.TarInfo]:
 
 
 def test_image_layout_and_config(registry: NixeryServer) -> None:
-    manifest, config, layers = pull(registry, "shell/hello")
+    _, config, layers = pull(registry, "shell/hello")
     assert config["architecture"] == "amd64" and config["os"] == "linux"
     assert config["config"]["Cmd"] == ["bash"]
     env = dict(e.split("=", 1) for e in config["config"]["Env"])

@@ -151,7 +151,8 @@ def test_blobs_stream_with_length_range_and_digest(shared_registry: NixeryServer
         assert "sha256:" + hashlib.sha256(blob.content).hexdigest() == layer["digest"]
         raw = gzip.decompress(blob.content)
         assert "sha256:" + hashlib.sha256(raw).hexdigest() == diff_id
-        tarfile.open(fileobj=io.BytesIO(raw)).getmembers()  # a valid tar
+        with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+            assert tar.getmembers()  # a valid, non-empty tar
 
     first = manifest["layers"][0]
     head = shared_registry.head(f"/v2/shell/hello/blobs/{first['digest']}")
