@@ -33,9 +33,7 @@ def make_nix_shims(directory: Path, log: Path) -> None:
             continue
         shim = directory / command
         shim.write_text(
-            "#!/bin/sh\n"
-            f'printf "%s\\n" "{command} $1 $2" >> "{log}"\n'
-            f'exec "{real}" "$@"\n'
+            f'#!/bin/sh\nprintf "%s\\n" "{command} $1 $2" >> "{log}"\nexec "{real}" "$@"\n'
         )
         shim.chmod(0o755)
 
