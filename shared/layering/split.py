@@ -48,8 +48,8 @@ Thresholds and why they have their value
   changes as soon as another package of the image references one of its paths);
   chains of root closures; groups under popular "hub" paths (stable alone, but
   several times too many for a budget, and merging them loses the stability); a
-  "utilities" layer for the closure of the smaller roots (at most 2% better at a
-  budget of 5, worse at 10 and 20); size thresholds rounded to powers of two so
+  "utilities" layer for the closure of the smaller roots (about 1% better at a
+  budget of 5, mixed at 10, worse at 20); size thresholds rounded to powers of two so
   images pick the same ones (they leave budget unused and lose more).
 - Popularity only orders the manifest. Spending the budget on popular paths (as
   Nixery, nixpkgs' popularity contest and nix2container do) puts small, widely shared
