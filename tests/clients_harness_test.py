@@ -10,6 +10,7 @@ known deviations of distribution 2.8, which proves it detects problems.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -23,8 +24,10 @@ from tests.support.clients import (
     Buildah,
     Containerd,
     Docker,
+    Podman,
     RegistryClient,
     Skopeo,
+    skip_unless_installed,
 )
 from tests.support.fixtures import PUSHED_TAGS, PushedImage
 from tests.support.images import OciImage
@@ -320,3 +323,48 @@ def test_probe_flags_a_status_less_answer_to_tls(
         findings = check_tls_hello(proxy.url, timeout=2.0)
     assert [f.problem for f in findings] == ["answered other than 400"], format_findings(findings)
     assert "DOCTYPE" in findings[0].detail
+
+
+def _pids_running(argv: list[str]) -> list[int]:
+    """PIDs (not zombies) whose command line is exactly ``argv``."""
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes() == wanted:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("kind", ["docker", "podman", "containerd"])
+def test_close_stops_containers_left_running(
+    kind: str, tmp_path: Path, reference_busybox: PushedImage
+) -> None:
+    """A test that leaves a container running still leaves nothing behind."""
+    sleeper = ["busybox", "sleep", str(100000 + os.getpid() % 1000 * 100 + len(kind))]
+    ref = reference_busybox.ref("latest")
+    client: Docker | Podman | Containerd
+    if kind == "docker":
+        skip_unless_installed(*Docker.tools)
+        client = Docker(tmp_path / kind).start()
+    elif kind == "containerd":
+        skip_unless_installed(*Containerd.tools)
+        client = Containerd(tmp_path / kind).start()
+    else:
+        skip_unless_installed(*Podman.tools)
+        client = Podman(tmp_path / kind)
+    try:
+        client.pull(ref)
+        client.run(ref, *sleeper, detach=True)
+        deadline = time.monotonic() + 30
+        while not _pids_running(sleeper):
+            assert time.monotonic() < deadline, "the detached container never started"
+            time.sleep(0.1)
+        assert client.leftovers(), "leftovers() does not see the running container's helpers"
+    finally:
+        client.close()
+    assert client.leftovers() == []
+    assert _pids_running(sleeper) == []

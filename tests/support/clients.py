@@ -42,6 +42,7 @@ from tests.support.procs import (
     CommandResult,
     CreatedDirs,
     ServerProcess,
+    kill_pids,
     mounts_under,
     pids_referencing,
     remove_cgroup,
@@ -190,6 +191,8 @@ class _Base:
         self.closed = True
         self._stop()
         for directory in (self.workdir, *self.extra_dirs):
+            kill_pids(pids_referencing(directory))  # stragglers, by PID
+        for directory in (self.workdir, *self.extra_dirs):
             unmount_under(directory)
         for directory in self.extra_dirs:
             shutil.rmtree(directory, ignore_errors=True)
@@ -268,10 +271,13 @@ class Docker(_Base):
                 Path("/run/containerd"),
             ]
         )
+        # Unix socket paths must fit in 108 bytes: the daemon socket and the
+        # exec root (which holds containerd's sockets) live in a short dir.
+        self.rundir = self.short_dir("docker")
 
     @property
     def socket(self) -> Path:
-        return self.workdir / "docker.sock"
+        return self.rundir / "docker.sock"
 
     @property
     def env(self) -> dict[str, str]:
@@ -294,7 +300,7 @@ class Docker(_Base):
                 "--bridge=none",
                 "--storage-driver=vfs",
                 f"--data-root={d / 'root'}",
-                f"--exec-root={d / 'exec'}",
+                f"--exec-root={self.rundir / 'exec'}",
                 f"--pidfile={d / 'dockerd.pid'}",
                 f"--config-file={d / 'daemon.json'}",
                 f"--cgroup-parent={self.cgroup_parent}",
@@ -306,19 +312,23 @@ class Docker(_Base):
             owned_path=d,
         )
         server = self.server
-        wait_until(
-            lambda: (
-                unix_socket_accepts(self.socket)
-                and run_command(
-                    ["docker", "version"], env=self.env, check=False, timeout=10
-                ).returncode
-                == 0
-            ),
-            server,
-            what="answering on its socket",
-            timeout=timeout,
-            interval=0.1,
-        )
+        try:
+            wait_until(
+                lambda: (
+                    unix_socket_accepts(self.socket)
+                    and run_command(
+                        ["docker", "version"], env=self.env, check=False, timeout=10
+                    ).returncode
+                    == 0
+                ),
+                server,
+                what="answering on its socket",
+                timeout=timeout,
+                interval=0.1,
+            )
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def docker(self, *args: str, timeout: float | None = None) -> CommandResult:
@@ -330,8 +340,12 @@ class Docker(_Base):
         digests = [line.split()[-1] for line in out.splitlines() if line.startswith("Digest:")]
         return digests[-1] if digests else ""
 
-    def run(self, ref: str, *cmd: str) -> str:
-        return self.docker("run", "--rm", "--pull", "never", "--network", "none", ref, *cmd).stdout
+    def run(self, ref: str, *cmd: str, detach: bool = False) -> str:
+        """Run and return stdout (the container ID when ``detach``)."""
+        mode = ["--detach"] if detach else []
+        return self.docker(
+            "run", "--rm", *mode, "--pull", "never", "--network", "none", ref, *cmd
+        ).stdout
 
     def inspect(self, ref: str) -> dict[str, Any]:
         data = json.loads(self.docker("image", "inspect", ref).stdout)
@@ -350,6 +364,10 @@ class Docker(_Base):
 
     def _stop(self) -> None:
         if self.server is not None:
+            if self.server.alive():
+                running = self.docker("ps", "--all", "--quiet").stdout.split()
+                if running:
+                    self.docker("rm", "--force", *running)
             self.server.stop(grace=20.0)
         self._shared_dirs.cleanup()
 
@@ -379,16 +397,18 @@ class Containerd(_Base):
         self._shared_dirs = CreatedDirs(
             [Path("/run/containerd/s"), Path("/run/containerd/fifo"), Path("/run/containerd")]
         )
+        # Sockets (grpc, ttrpc, and the state dir's) must fit in 108 bytes.
+        self.rundir = self.short_dir("containerd")
 
     @property
     def socket(self) -> Path:
-        return self.workdir / "containerd.sock"
+        return self.rundir / "containerd.sock"
 
     def start(self, timeout: float = 60.0) -> Self:
         d = self.workdir
         config = f"""version = 2
 root = "{d / "root"}"
-state = "{d / "state"}"
+state = "{self.rundir / "state"}"
 disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 [grpc]
@@ -414,12 +434,16 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             env=self.env,
             owned_path=d,
         )
-        wait_until(
-            lambda: unix_socket_accepts(self.socket),
-            self.server,
-            what="listening on its socket",
-            timeout=timeout,
-        )
+        try:
+            wait_until(
+                lambda: unix_socket_accepts(self.socket),
+                self.server,
+                what="listening on its socket",
+                timeout=timeout,
+            )
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def ctr(self, *args: str, timeout: float | None = None) -> CommandResult:
@@ -430,15 +454,32 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     def pull(self, ref: str) -> None:
         self.ctr("image", "pull", "--plain-http", ref)
 
-    def run(self, ref: str, *cmd: str) -> str:
+    def run(self, ref: str, *cmd: str, detach: bool = False) -> str:
+        """Run and return stdout (the container ID when ``detach``)."""
         container_id = f"t{os.getpid()}-{next(self._ids)}"
+        if detach:
+            self.ctr(
+                "run",
+                "--detach",
+                "--null-io",
+                "--fifo-dir",
+                str(self.rundir / "fifo"),
+                "--runc-root",
+                str(self.rundir / "runc"),
+                "--cgroup",
+                "",
+                ref,
+                container_id,
+                *cmd,
+            )
+            return container_id
         return self.ctr(
             "run",
             "--rm",
             "--fifo-dir",
-            str(self.workdir / "fifo"),
+            str(self.rundir / "fifo"),
             "--runc-root",
-            str(self.workdir / "runc"),
+            str(self.rundir / "runc"),
             "--cgroup",
             "",
             ref,
@@ -458,8 +499,40 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             lambda: self.pull(ref), lambda: self.run(ref, *argv), lambda: self.remove_image(ref)
         )
 
+    def remove_containers(self) -> None:
+        """Kill every task and delete every container in the namespace."""
+        for task in self.ctr("task", "ls", "--quiet").stdout.split():
+            self.command(
+                [
+                    "ctr",
+                    "-a",
+                    str(self.socket),
+                    "-n",
+                    self.namespace,
+                    "task",
+                    "kill",
+                    "-s",
+                    "SIGKILL",
+                    task,
+                ],
+                check=False,
+            )
+            for _ in range(100):  # the task must have exited before its delete
+                result = self.command(
+                    ["ctr", "-a", str(self.socket), "-n", self.namespace, "task", "delete", task],
+                    check=False,
+                )
+                if result.returncode == 0 or "not found" in result.stderr:
+                    break
+                time.sleep(0.1)
+        containers = self.ctr("container", "ls", "--quiet").stdout.split()
+        if containers:
+            self.ctr("container", "delete", *containers)
+
     def _stop(self) -> None:
         if self.server is not None:
+            if self.server.alive():
+                self.remove_containers()
             self.server.stop(grace=20.0)
         self._shared_dirs.cleanup()
 
@@ -511,10 +584,12 @@ class Podman(_Base):
         """Returns the image ID podman prints."""
         return self.podman("pull", "--quiet", "--tls-verify=false", ref).stdout.strip()
 
-    def run(self, ref: str, *cmd: str) -> str:
+    def run(self, ref: str, *cmd: str, detach: bool = False) -> str:
+        """Run and return stdout (the container ID when ``detach``)."""
         return self.podman(
             "run",
             "--rm",
+            *(["--detach"] if detach else []),
             "--pull=never",
             "--network",
             "none",
@@ -544,8 +619,10 @@ class Podman(_Base):
         )
 
     def _stop(self) -> None:
-        # Containers were all --rm; storage may still hold a private bind of
-        # its overlay directory, which close() unmounts.
+        # Containers a test left running are stopped and removed; storage
+        # may still hold mounts, which close() unmounts.
+        if (self.workdir / "root").exists():
+            self.podman("rm", "--all", "--force", "--time", "0")
         self._shared_dirs.cleanup()
 
 
@@ -588,6 +665,10 @@ class Buildah(_Base):
 
     def remove_image(self, ref: str) -> None:
         self.buildah("rmi", "--force", ref)
+
+    def _stop(self) -> None:
+        if (self.workdir / "root").exists():
+            self.buildah("rm", "--all")
 
     def build(self, containerfile: str, tag: str = "localhost/harness-build:latest") -> str:
         """Build ``containerfile`` (a text) in an empty context; returns stdout

@@ -173,6 +173,26 @@ def stop_pid(popen: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
     popen.wait()
+    # SIGKILL is delivered asynchronously: wait until no member still runs.
+    deadline = time.monotonic() + 10.0
+    while group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def group_members(pgid: int) -> list[int]:
+    """PIDs of live (non-zombie) processes in process group ``pgid``."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # After the command name: state, ppid, pgrp, ...
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
 
 
 def _cmdline(pid: int) -> bytes:
@@ -214,6 +234,11 @@ def kill_pids(pids: Sequence[int], grace: float = 5.0) -> None:
     for pid in alive:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0  # SIGKILL lands asynchronously
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _is_running(p)]
+        if alive:
+            time.sleep(0.02)
     for pid in pids:  # reap the ones that are our own children
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(pid, os.WNOHANG)
