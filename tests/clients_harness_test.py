@@ -368,3 +368,22 @@ def test_close_stops_containers_left_running(
         client.close()
     assert client.leftovers() == []
     assert _pids_running(sleeper) == []
+
+
+def test_skopeo_unpacks_with_tar_as_with_umoci(
+    skopeo_client: Skopeo, reference_busybox: PushedImage, tmp_path: Path
+) -> None:
+    skip_unless_installed("umoci")
+    layout = tmp_path / "layout"
+    skopeo_client.pull_to_layout(reference_busybox.ref("index"), layout)
+    by_umoci = skopeo_client.unpack(layout, "latest", tmp_path / "umoci", use_umoci=True)
+    by_tar = skopeo_client.unpack(layout, "latest", tmp_path / "tar", use_umoci=False)
+    for rootfs in (by_umoci, by_tar):
+        assert sorted(str(p.relative_to(rootfs)) for p in rootfs.rglob("*")) == [
+            "bin",
+            "bin/busybox",
+            "bin/sh",
+        ]
+        assert (rootfs / "bin" / "sh").readlink() == Path("busybox")
+        assert (rootfs / "bin" / "busybox").read_bytes() == Path("/bin/busybox").read_bytes()
+        assert skopeo_client.chroot_run(rootfs, ["sh", "-c", "echo hello"]) == "hello\n"
