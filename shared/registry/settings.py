@@ -30,6 +30,9 @@ DEFAULT_LAYER_BUDGET = 94  # Docker allows ~125 layers; leave room for users' ow
 STORAGE_BACKENDS = ("filesystem", "gcs", "s3")
 METADATA_BACKENDS = ("sqlite", "firestore")
 LAUNCHERS = ("local", "cloudrun")
+DEFAULT_SIGNED_URL_TTL_S = 600  # upstream signed for 5 minutes; slow pulls outlived that
+MAX_SIGNED_URL_TTL_S = 7 * 24 * 3600  # the longest a V4 signed URL may live
+DEFAULT_IAM_ENDPOINT = "https://iamcredentials.googleapis.com"
 
 T = TypeVar("T")
 
@@ -70,6 +73,9 @@ class Settings:
     channel_url: str = DEFAULT_CHANNEL_BASE
     work_dir: Path = Path("/tmp/nixery-builds")
     gcs_bucket: str = ""
+    signed_url_ttl_s: int = DEFAULT_SIGNED_URL_TTL_S
+    signing_service_account: str = ""
+    iam_endpoint: str = DEFAULT_IAM_ENDPOINT
 
     @property
     def metadata_path(self) -> Path:
@@ -158,6 +164,26 @@ class Settings:
         gcs_bucket = env.get("GCS_BUCKET", "").strip()
         if storage_backend == "gcs" and not gcs_bucket:
             problems.append("NIXERY_STORAGE_BACKEND=gcs needs GCS_BUCKET")
+        signed_url_ttl_s = get(
+            "NIXERY_SIGNED_URL_TTL_S",
+            positive(int),
+            DEFAULT_SIGNED_URL_TTL_S,
+            "a whole number of seconds",
+        )
+        if signed_url_ttl_s > MAX_SIGNED_URL_TTL_S:
+            problems.append(
+                f"NIXERY_SIGNED_URL_TTL_S={signed_url_ttl_s}: a V4 signed URL lives at most "
+                f"{MAX_SIGNED_URL_TTL_S} s (7 days)"
+            )
+        signing_service_account = env.get("NIXERY_SIGNING_SERVICE_ACCOUNT", "").strip()
+        if signing_service_account and "@" not in signing_service_account:
+            problems.append(
+                f"NIXERY_SIGNING_SERVICE_ACCOUNT={signing_service_account!r} is not a "
+                "service account email"
+            )
+        iam_endpoint = env.get("NIXERY_IAM_ENDPOINT", "").strip() or DEFAULT_IAM_ENDPOINT
+        if not iam_endpoint.startswith(("https://", "http://")):
+            problems.append(f"NIXERY_IAM_ENDPOINT={iam_endpoint!r} is not an http(s) URL")
         storage_path = get(
             "STORAGE_PATH", lambda raw: Path(raw).expanduser(), _default_storage_path()
         )
@@ -195,6 +221,9 @@ class Settings:
                 "NIXERY_WORK_DIR", lambda raw: Path(raw).expanduser(), Path("/tmp/nixery-builds")
             ),
             gcs_bucket=gcs_bucket,
+            signed_url_ttl_s=signed_url_ttl_s,
+            signing_service_account=signing_service_account,
+            iam_endpoint=iam_endpoint,
         )
         if settings.layer_budget > 120:
             problems.append(

@@ -18,6 +18,21 @@ def blob_store(settings: Settings) -> BlobStore:
         from blobstore.filesystem import FilesystemBlobStore
 
         return FilesystemBlobStore(settings.storage_path)
+    if settings.storage_backend == "gcs":
+        from blobstore.gcs import GcsBlobStore
+        from blobstore.signing import LazySigner, signer_from_environment
+
+        # Credentials are looked up on the first redirect, not at start-up:
+        # the builder job only writes and never needs a signer.
+        signer = LazySigner(
+            lambda: signer_from_environment(settings.signing_service_account, settings.iam_endpoint)
+        )
+        return GcsBlobStore(
+            settings.gcs_bucket,
+            signer=signer,
+            url_ttl_s=settings.signed_url_ttl_s,
+            scratch=settings.work_dir / "scratch",
+        )
     raise ConfigError([f"storage backend {settings.storage_backend!r} is not available yet"])
 
 
