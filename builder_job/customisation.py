@@ -84,8 +84,11 @@ def plan_entries(package_paths: Sequence[str], listing: Listing = list_dir) -> l
             if directory not in names:
                 entries.append(Entry(directory, "dir", 0o755))
         entries.append(Entry("usr/bin/env", "symlink", target=env.target))
-    if "tmp" not in names:
+    tmp = names.get("tmp")
+    if tmp is None:
         entries.append(Entry("tmp", "dir", 0o1777))
+    elif tmp.kind == "dir":  # a package ships /tmp: it must still be world-writable
+        entries[entries.index(tmp)] = Entry("tmp", "dir", 0o1777)
     return entries
 
 

@@ -52,18 +52,24 @@ class ConfiguredSource:
 
 def tree_signature(root: Path) -> str:
     """sha256 over (relative path, size, mtime_ns, mode) of every file below
-    ``root``, in sorted order; symlinks contribute their target."""
+    ``root``, in sorted order; symlinks contribute their target, and links to
+    directories are followed (once: a link cycle is not walked twice)."""
     digest = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_DIRS)
-        for name in sorted(filenames):
+        entries = sorted([*filenames, *(d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))])
+        for name in entries:
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root)
             st = os.lstat(full)
             extra = os.readlink(full) if os.path.islink(full) else ""
-            digest.update(
-                f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\0{extra}\n".encode()
-            )
+            digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\0{extra}\n".encode())
     return digest.hexdigest()
 
 
@@ -75,18 +81,23 @@ def fetch_text(url: str, timeout_s: float) -> str:
 
 def git_ls_remote(url: str, ref: str, timeout_s: float) -> str:
     """The commit ``ref`` points at in the repository at ``url``."""
+    # Ask for the peeled form too: for an annotated tag, `ref^{}` names the
+    # commit while `ref` names the tag object (which fetchGit cannot use).
     out = subprocess.run(
-        ["git", "ls-remote", "--", url, ref],
+        ["git", "ls-remote", "--", url, ref, f"{ref}^{{}}"],
         capture_output=True,
         text=True,
         timeout=timeout_s,
         check=True,
         env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
     ).stdout
+    found: dict[str, str] = {}
     for line in out.splitlines():
         commit, _, name = line.partition("\t")
-        if name in (ref, f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}"):
-            return commit
+        found[name] = commit
+    for name in (f"refs/tags/{ref}^{{}}", ref, f"refs/heads/{ref}", f"refs/tags/{ref}"):
+        if name in found:
+            return found[name]
     raise LookupError(f"ref {ref!r} not found")
 
 

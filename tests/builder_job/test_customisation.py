@@ -268,12 +268,6 @@ def test_plan_entries(packages: list[str], tree: Tree, entries: list[Entry]) -> 
     assert plan_entries(packages, fake(tree)) == entries
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: builder_job.customisation.plan_entries keeps a package's own top-level tmp "
-    "directory at mode 0755 instead of making /tmp mode 1777 as documented",
-)
 def test_tmp_is_world_writable_even_when_a_package_ships_one() -> None:
     tree: Tree = {A: [("tmp", True)], f"{A}/tmp": [("placeholder", False)]}
     entries = plan_entries([A], fake(tree))

@@ -358,23 +358,11 @@ def test_boundary_values_are_accepted(
             "PORT",
             "65536",
             id="port-above-65535",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=pytest.fail.Exception,  # problems_of: DID NOT RAISE ConfigError
-                reason="bug: registry.settings accepts PORT=65536 (positive(int) only checks "
-                "> 0); the server then fails at bind time instead of with a ConfigError",
-            ),
         ),
         pytest.param(
             "NIX_TIMEOUT",
             "nan",
             id="timeout-nan",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=pytest.fail.Exception,  # problems_of: DID NOT RAISE ConfigError
-                reason="bug: registry.settings accepts NIX_TIMEOUT=nan (nan <= 0 is False), "
-                "giving nix_timeout_s=nan",
-            ),
         ),
     ],
 )
