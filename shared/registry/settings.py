@@ -16,6 +16,7 @@ registry that silently ignores a setting serves the wrong packages.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,13 @@ LAUNCHERS = ("local", "cloudrun")
 DEFAULT_SIGNED_URL_TTL_S = 600  # upstream signed for 5 minutes; slow pulls outlived that
 MAX_SIGNED_URL_TTL_S = 7 * 24 * 3600  # the longest a V4 signed URL may live
 DEFAULT_IAM_ENDPOINT = "https://iamcredentials.googleapis.com"
+DEFAULT_FIRESTORE_DATABASE = "(default)"
+DEFAULT_FIRESTORE_PREFIX = "nixery-"
+DEFAULT_BUILD_RETENTION_S = 30 * 24 * 3600.0  # build records stay readable for a month
+# Collection IDs may not contain "/" nor look like __x__; database IDs are
+# "(default)" or 4-63 lowercase letters, digits and hyphens.
+FIRESTORE_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+FIRESTORE_DATABASE_PATTERN = re.compile(r"\(default\)|[a-z][a-z0-9-]{2,61}[a-z0-9]")
 
 T = TypeVar("T")
 
@@ -76,6 +84,11 @@ class Settings:
     signed_url_ttl_s: int = DEFAULT_SIGNED_URL_TTL_S
     signing_service_account: str = ""
     iam_endpoint: str = DEFAULT_IAM_ENDPOINT
+
+    gcp_project: str = ""
+    firestore_database: str = DEFAULT_FIRESTORE_DATABASE
+    firestore_prefix: str = DEFAULT_FIRESTORE_PREFIX
+    build_retention_s: float = DEFAULT_BUILD_RETENTION_S
 
     @property
     def metadata_path(self) -> Path:
@@ -221,10 +234,42 @@ class Settings:
                 "NIXERY_WORK_DIR", lambda raw: Path(raw).expanduser(), Path("/tmp/nixery-builds")
             ),
             gcs_bucket=gcs_bucket,
+            gcp_project=env.get("GOOGLE_CLOUD_PROJECT", "").strip(),
+            firestore_database=env.get("NIXERY_FIRESTORE_DATABASE", "").strip()
+            or DEFAULT_FIRESTORE_DATABASE,
+            firestore_prefix=env.get("NIXERY_FIRESTORE_PREFIX", "").strip()
+            or DEFAULT_FIRESTORE_PREFIX,
+            build_retention_s=get(
+                "NIXERY_BUILD_RETENTION_S",
+                positive(float),
+                DEFAULT_BUILD_RETENTION_S,
+                "a number of seconds",
+            ),
             signed_url_ttl_s=signed_url_ttl_s,
             signing_service_account=signing_service_account,
             iam_endpoint=iam_endpoint,
         )
+        if settings.metadata_backend == "firestore":
+            if not settings.gcp_project:
+                problems.append("NIXERY_METADATA_BACKEND=firestore needs GOOGLE_CLOUD_PROJECT")
+            if not FIRESTORE_DATABASE_PATTERN.fullmatch(settings.firestore_database):
+                problems.append(
+                    f"NIXERY_FIRESTORE_DATABASE={settings.firestore_database!r} is not a "
+                    "database ID: (default) or 4-63 lowercase letters, digits and hyphens"
+                )
+            if not FIRESTORE_PREFIX_PATTERN.fullmatch(settings.firestore_prefix):
+                problems.append(
+                    f"NIXERY_FIRESTORE_PREFIX={settings.firestore_prefix!r} must be letters, "
+                    "digits, '_', '.' or '-' (at most 100, not starting with '_', '.' or '-')"
+                )
+            # A build record must outlive every use of it: followers poll it,
+            # its lease decides take-overs and a failure is answered from it.
+            needed = max(settings.lease_s, settings.failure_ttl_s, settings.build_wait_s)
+            if settings.build_retention_s < needed:
+                problems.append(
+                    f"NIXERY_BUILD_RETENTION_S={settings.build_retention_s:g} is shorter than "
+                    f"the lease, failure TTL or build wait ({needed:g} s)"
+                )
         if settings.layer_budget > 120:
             problems.append(
                 f"NIXERY_LAYER_BUDGET={settings.layer_budget}: Docker refuses images of more than "

@@ -41,6 +41,15 @@ def metadata_store(settings: Settings) -> MetadataStore:
         from metastore.sqlite import SqliteMetadataStore
 
         return SqliteMetadataStore(settings.metadata_path)
+    if settings.metadata_backend == "firestore":
+        from metastore.firestore import FirestoreMetadataStore
+
+        return FirestoreMetadataStore.connect(
+            project=settings.gcp_project,
+            database=settings.firestore_database,
+            prefix=settings.firestore_prefix,
+            retention_s=settings.build_retention_s,
+        )
     raise ConfigError([f"metadata backend {settings.metadata_backend!r} is not available yet"])
 
 
