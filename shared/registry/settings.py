@@ -117,11 +117,18 @@ class Settings:
         def positive(parse: Callable[[str], T]) -> Callable[[str], T]:
             def inner(raw: str) -> T:
                 value = parse(raw)
-                if value <= 0:  # type: ignore[operator]
+                # `not >` also refuses NaN; infinity is no timeout or limit either.
+                if not value > 0 or value == float("inf"):  # type: ignore[operator]
                     raise ValueError(raw)
                 return value
 
             return inner
+
+        def port_number(raw: str) -> int:
+            value = int(raw)
+            if not 0 < value < 65536:
+                raise ValueError(raw)
+            return value
 
         def boolean(raw: str) -> bool:
             lowered = raw.lower()
@@ -204,7 +211,7 @@ class Settings:
         settings = cls(
             source=ConfiguredSource(kind, location),
             source_is_default=source_is_default,
-            port=get("PORT", positive(int), 8080, "a port number"),
+            port=get("PORT", port_number, 8080, "a port number"),
             storage_backend=storage_backend,
             storage_path=storage_path,
             metadata_backend=choice("NIXERY_METADATA_BACKEND", METADATA_BACKENDS, default_metadata),
