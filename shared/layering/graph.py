@@ -58,6 +58,17 @@ def referrer_counts(graph: Mapping[str, PathInfo], roots: Sequence[str]) -> dict
     one twice, and the counts only order the manifest). Raises like `closure`. The dict's
     order is the traversal's: sort before relying on it.
     """
+    return walk(graph, roots)[0]
+
+
+def walk(
+    graph: Mapping[str, PathInfo], roots: Sequence[str]
+) -> tuple[dict[str, int], dict[str, str]]:
+    """`referrer_counts`, and for every non-root path of the closure one referrer.
+
+    The referrer is the first one the traversal met; for a path with a single referrer
+    in the closure it is that referrer. Raises like `closure`.
+    """
     if isinstance(roots, str):
         raise ValueError("roots must be a sequence of store paths, not one string")
     if not roots:
@@ -66,24 +77,25 @@ def referrer_counts(graph: Mapping[str, PathInfo], roots: Sequence[str]) -> dict
     if missing_roots:
         raise ValueError(f"root {missing_roots[0]!r} is not in the graph")
     counts = dict.fromkeys(roots, 0)
+    found_by: dict[str, str] = {}
     stack = list(counts)
+    get = counts.get
     while stack:
         path = stack.pop()
         info = graph[path]
         if info.nar_size < 0:
             raise ValueError(f"path {path!r} has a negative narSize {info.nar_size}")
         for ref in info.references:
-            if ref == path:
-                continue
-            seen = counts.get(ref)
+            seen = get(ref)
             if seen is None:
                 if ref not in graph:
                     raise ValueError(f"reference {ref!r} of {path!r} is not in the graph")
                 counts[ref] = 1
+                found_by[ref] = path
                 stack.append(ref)
-            else:
+            elif ref != path:
                 counts[ref] = seen + 1
-    return counts
+    return counts, found_by
 
 
 def validate_budget(budget: int) -> None:

@@ -4,9 +4,12 @@ Why layers matter
 -----------------
 A client downloads a layer only if it does not have a layer with the same digest, and
 the registry stores each digest once. A layer's digest depends only on its set of store
-paths, so a layer is shared between two images exactly when both images produce the
-very same set. A good layering therefore makes the *same* groups of paths come out in
-every image that contains them, and spends the layer budget where the bytes are.
+paths, so a layer is shared between two images exactly when both produce the very same
+set. The layers must therefore be decided by facts that do not depend on the image: a
+path's own size, its own closure (every image containing a path contains its closure)
+and the popularity data. Anything that looks at the rest of the image (which other
+packages reference a path, how the budget falls) makes layers that differ from image to
+image, and every differing layer is downloaded again.
 
 Inputs
 ------
@@ -15,73 +18,120 @@ Inputs
   extra paths in the graph (another image's) never change the result;
 - a budget: the most layers the image may have (`DEFAULT_BUDGET` = 94);
 - optionally popularity data in Nixery's format (`name-version` -> 1 + number of
-  direct referrers in the package set). It only orders the manifest (see below).
+  direct referrers in the package set). It is keyed by name and version, so it must
+  come from the package set the image is built from: a path it does not name is no
+  platform and no private path.
 
 Algorithm
 ---------
-1. If the closure has at most `budget` paths, every path gets its own layer: that is
-   the ideal, each path is then downloaded at most once, whatever the other images.
-2. Otherwise the `budget - 1` largest paths (ties broken by path) each get their own
-   layer, and all the other paths share the last one, the *rest*.
-   - A single-path layer is shared by every image that contains the path: its digest
-     cannot depend on anything else. Real closures are a few big paths (compilers,
-     runtimes, ICU, LLVM, JDKs) and many small ones, so spending the budget on the
-     biggest paths keeps nearly all bytes in perfectly shareable layers.
-   - The rest differs between images, so its bytes are downloaded again for each new
-     image; by construction it holds the smallest paths, so those re-downloads are
-     the cheapest possible.
-   - Stable under updates: a package update that renames a few paths (and, the Nix
-     way, the paths depending on them) leaves every other single-path layer as it is;
-     only the updated paths' layers and the rest change.
-3. Manifest order, most likely shared first (clients and Docker share a common
-   prefix, moby/moby#38446): single-path layers by popularity (the popularity data
-   when given, else the number of referrers inside the image), then by size, then by
-   path; the rest comes last. Every layer is sorted, so the result never depends on
-   dict or set iteration order.
+1. Units (`layering.stacks`): groups of paths that are never split.
+   - Platform stacks. A platform is a path the image's most referenced path (normally
+     the C library) outnumbers by at most `PLATFORM_SHARE` = 8 in popularity: the C
+     library itself, the C++ runtime, Python, Perl. Most popular first, each platform
+     claims its closure minus what the ones before it claimed. Every image with Python
+     has Python's whole closure, so its stack (the interpreter, its standard library,
+     the libraries they need) is the same set, hence the same layer, in all of them.
+   - Private chains. A path whose popularity is 2 has one referrer in the whole package
+     set, so it comes with that referrer in every image (unless it is asked for by
+     name): it joins the referrer's unit, and chains of them join the top one.
+   - Every other path is a unit of its own. Without popularity data there are only
+     these, and the algorithm is the size-first split it replaced.
+2. If the units fit in the budget, each is a layer. Otherwise the `budget - 1` largest
+   units (in bytes, ties by path) each get a layer and all the others share the last
+   one, the rest. Real closures are a few big paths and many small ones; a unit's layer
+   is shared by every image that has the unit, and the rest holds the smallest units,
+   so what the images do not share costs the fewest bytes.
+3. Manifest order, most likely shared first (clients and Docker share a common prefix,
+   moby/moby#38446): units by the popularity of their platform, chain top or path (the
+   number of referrers inside the image without data), then by size, then by path; the
+   rest comes last. Every layer is sorted, so dict and set order never leak out.
+
+Stable under updates: a package update renames its paths and, the Nix way, every path
+depending on them. A unit none of whose paths changed keeps its paths and its bytes, so
+it keeps its layer; the units holding renamed paths change, and so may the rest.
 
 Thresholds and why they have their value
 -----------------------------------------
-- `budget - 1` single-path layers and one merged layer: measured on real Debian
-  package graphs (`benchmarks/layering.py`), every variant that kept more layers for
-  groups of small paths lost more bytes through the single-path layers it gave up
-  than the groups saved. Variants measured: Nixery's dominator-tree units (a unit
-  changes as soon as another package of the image references one of its paths);
-  chains of root closures; groups under popular "hub" paths (stable alone, but
-  several times too many for a budget, and merging them loses the stability); a
-  "utilities" layer for the closure of the smaller roots (about 1% better at a
-  budget of 5, mixed at 10, worse at 20); size thresholds rounded to powers of two so
-  images pick the same ones (they leave budget unused and lose more).
-- Popularity only orders the manifest. Spending the budget on popular paths (as
-  Nixery, nixpkgs' popularity contest and nix2container do) puts small, widely shared
-  libraries in their own layers while large paths fall into a merged layer that
-  differs in every image. Even each path's true number of images, known beforehand,
-  did not pick better single-path layers than size did: a path near the cut is a
-  single-path layer in some images and in the rest in others, either way.
+Measured with `benchmarks/layering.py` on the Debian scenarios of
+shared/data/layering (score = bytes downloaded / lower bound, budgets 5/10/20/40/94):
+
+    curated                              5      10     20     40     94
+    units (this module)                1.476  1.256  1.116  1.047  1.018
+    size-first (no popularity data)    1.639  1.356  1.159  1.052  1.006
+    random
+    units (this module)                1.923  1.573  1.296  1.139  1.057
+    size-first (no popularity data)    2.191  1.784  1.412  1.183  1.051
+
+- `PLATFORM_SHARE` = 8: popularity is heavy-tailed. Within a factor of 8 of the C
+  library are the few platforms whole ecosystems are built on; below it ordinary
+  libraries, whose closures overlap each other, so their stacks vary with the other
+  libraries an image has. Score at budget 20 (curated / random) by factor: 4 (C++
+  runtime and Python only) 1.140 / 1.311; 6, 8 and 12 1.116-1.118 / 1.295-1.304;
+  16 1.115 / 1.339; 32 1.131 / 1.446. The factor is relative to the image's own most
+  popular path, so it needs no scan of the whole data and suits any package set.
+- Popularity 2 for private paths is exact, not tuned: one referrer. Counting paths
+  with up to two referrers, one of them in the image, as private happened to gain
+  0.01-0.03 at budgets 5-20; up to three lost 0.04-0.06 at budgets 5-94 (curated):
+  in another image the other referrer is there too, and the unit differs.
+- Largest units first: even ranking units by their true number of images (known from
+  the scenario) gained at most 0.03 (curated, budget 10) and lost 0.09 (random, budget
+  5); the cut falls between different units in different images either way.
+- Stacks are kept whole at every budget, even when the budget could give each of their
+  paths a layer: splitting them when there is room makes the stacks differ between
+  images (budget 94: 1.069 / 1.117 instead of 1.018 / 1.057), and so did using stacks
+  only for images with more than twice as many paths as layers (1.045 / 1.132).
 - `DEFAULT_BUDGET = 94` (in `layering`): Docker allows about 125 layers per image;
   users add their own layers on top and we add a customisation layer.
 
+Measured and rejected (budgets 5 / 10 / 20, curated | random): content-defined chunks
+over a canonical order, by own-closure size or popularity, beside the largest paths
+(1.76 / 1.40 / 1.17 | 2.34 / 1.84 / 1.44); layers by tiers of own-closure size (same
+range); chains of anchor closures, anchors chosen by size (1.74 / 1.42 / 1.27 |
+2.37 / 1.95 / 1.62), by in-image referrers (1.65 / 1.41 / 1.28 | 2.36 / 2.00 / 1.80)
+or among the roots (1.59 / 1.52 / 1.52 | 2.25 / 2.05 / 2.05); dominator-tree units
+(1.84 / 1.57 / 1.37 | 2.35 / 1.98 / 1.66); groups by the set of the image's roots
+above a path (1.66 / 1.38 / 1.16 | 2.22 / 1.81 / 1.44); power-of-two size thresholds
+(1.69 / 1.42 / 1.21 | 2.35 / 1.92 / 1.50). Every rule that looks past a path's own
+closure makes layers that differ between images.
+
+Limits, measured with oracles that know every image of the scenario: grouping paths
+by the exact set of images containing them, keeping the largest groups, scores
+1.232 / 1.055 / 1.009 | 1.683 / 1.287 / 1.084; this module plus an oracle layer for
+the paths common to all images 1.287 / 1.156 / 1.072 | 1.718 / 1.452 / 1.234. In these
+Debian graphs the common base (bash, coreutils, their libraries) is not popular
+(essential packages are not declared as dependencies), so nothing inside one closure
+tells it apart; at budget 5 even the oracles stay above 1.2 and 1.6.
+
 Example
 -------
-Closure of `hello` + `bash` (the roots), budget 4::
+Closure of `app` (popularity in brackets; the C library has the most)::
 
-    glibc        31.0 MB   referenced by hello, bash, libidn2, libunistring
-    libunistring  1.6 MB   referenced by libidn2
-    bash          1.5 MB   root
-    libidn2       0.3 MB   referenced by bash
-    hello         0.2 MB   root
+    python3   100 MB  [6000]  -> glibc, openssl, libffi
+    openblas   40 MB     [2]  -> glibc            (only numpy references it)
+    numpy      35 MB   [150]  -> python3, openblas
+    glibc      30 MB [20000]
+    openssl     6 MB   [900]  -> glibc
+    curl        2 MB   [700]  -> glibc, openssl
+    app         1 MB     [1]  -> numpy, curl
+    libffi    0.2 MB   [300]  -> glibc
 
-Five paths do not fit in four layers, so the three largest get a layer each (glibc,
-libunistring, bash) and the rest is [hello, libidn2]. Manifest order: [glibc] (four
-referrers), [libunistring] (one), [bash] (none), [hello, libidn2]. An image of `bash`
-alone (four paths) gets one layer per path, and shares [glibc], [libunistring] and
-[bash] with the first image: only libidn2 (0.3 MB) is downloaded again.
+Platforms: glibc and python3 (at least 20000 / 8 = 2500). Units: [glibc]; python3's
+stack [libffi, openssl, python3] (openssl goes with Python, though curl needs it too);
+[numpy, openblas] (openblas is private to numpy); [curl]; [app]. Budget 4: the three
+largest units get layers, in manifest order [glibc], [libffi, openssl, python3],
+[numpy, openblas], and the rest is [app, curl]. An image of `python3` and `curl` gets
+[glibc], [libffi, openssl, python3], [curl]: a client that pulled `app` downloads 2 MB.
+Without popularity data (size-first) `app` gets [python3], [openblas], [numpy] and a
+rest with glibc and openssl, the second image [glibc], [openssl], [python3] and
+[curl, libffi], and the client downloads 38.2 MB again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from layering.graph import PathInfo, package_name, referrer_counts, validate_budget
+from layering.graph import PathInfo, validate_budget, walk
+from layering.stacks import layer_units, popularity_counts
 
 
 def split_layers(
@@ -97,21 +147,29 @@ def split_layers(
     or reference missing from `graph`.
     """
     validate_budget(budget)
-    referrers = referrer_counts(graph, roots)
+    referrers, found_by = walk(graph, roots)
     paths = sorted(referrers)
     if budget == 1:
         return [paths]
+    counts = popularity_counts(paths, popularity)
+    units, reps = layer_units(graph, paths, referrers, found_by, counts)
+    sizes = [
+        graph[unit[0]].nar_size if len(unit) == 1 else sum(graph[p].nar_size for p in unit)
+        for unit in units
+    ]
 
-    def shared_first(path: str) -> tuple[int, int, str]:
-        # A higher popularity (or in-image referrer count) means more images contain it.
-        score = referrers[path]
-        if popularity is not None:
-            score = popularity.get(package_name(path), score)
-        return (-score, -graph[path].nar_size, path)
+    def shared_first(i: int) -> tuple[int, int, str]:
+        # More referrers (popularity data when given, else inside the image) first.
+        rep = reps.get(units[i][0], units[i][0])
+        score = referrers[rep] if popularity is None else counts.get(rep, referrers[rep])
+        return (-score, -sizes[i], units[i][0])
 
-    if len(paths) <= budget:
-        return [[p] for p in sorted(paths, key=shared_first)]
-    by_size = sorted(paths, key=lambda p: (-graph[p].nar_size, p))
-    singles = sorted(by_size[: budget - 1], key=shared_first)
-    return [*([p] for p in singles), sorted(by_size[budget - 1 :])]
-
+    if len(units) <= budget:
+        return [units[i] for i in sorted(range(len(units)), key=shared_first)]
+    # The largest units get their own layers; `units` is ordered by first path, and the
+    # sort is stable, so equal sizes are broken by path.
+    smaller = [-size for size in sizes]
+    by_size = sorted(range(len(units)), key=smaller.__getitem__)
+    kept = [units[i] for i in sorted(by_size[: budget - 1], key=shared_first)]
+    in_kept = {p for unit in kept for p in unit}
+    return [*kept, [p for p in paths if p not in in_kept]]

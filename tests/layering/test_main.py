@@ -28,14 +28,15 @@ def _request(**extra: Any) -> str:
 
 
 def test_answers_one_line_per_request_and_skips_blank_lines() -> None:
-    stdin = io.StringIO(_request() + "\n\n" + _request(popularity={"a-1": 7}, budget=5) + "\n")
+    popularity = {"c-1": 7, "a-1": 1}  # c is the only platform: its stack is just c
+    stdin = io.StringIO(_request() + "\n\n" + _request(popularity=popularity, budget=5) + "\n")
     stdout = io.StringIO()
     assert main(stdin, stdout) == 0
     lines = stdout.getvalue().splitlines()
     assert len(lines) == 2
     first, second = (json.loads(line) for line in lines)
     assert first["layers"] == [[B], sorted([A, C])]
-    assert second["layers"] == [[A], [C], [B]]  # popularity, then referrers, first
+    assert second["layers"] == [[C], [B], [A]]  # popularity, then referrers, first
     assert all(isinstance(x["seconds"], float) and x["seconds"] >= 0 for x in (first, second))
 
 

@@ -115,3 +115,48 @@ def test_an_update_only_changes_layers_holding_updated_paths(
     for layer in before:
         if not depends.intersection(layer):
             assert tuple(layer) in kept, f"{layer} changed though no path in it was updated"
+
+
+@FAST
+@given(dags(max_nodes=60), st.integers(min_value=2, max_value=30), popularities, st.data())
+def test_with_popularity_an_update_only_changes_layers_holding_updated_paths(
+    image: tuple[Graph, list[str]],
+    budget: int,
+    popularity: dict[str, int] | None,
+    data: st.DataObject,
+) -> None:
+    graph, roots = image
+    # Powers of two: no two sets of paths weigh the same, so renaming cannot reorder ties.
+    graph = {p: PathInfo(2**i, x.references) for i, (p, x) in enumerate(graph.items())}
+    changed_leaf = data.draw(st.sampled_from(closure(graph, roots)))
+
+    # A new hash for the updated paths; the name, hence the popularity, stays.
+    depends = {p for p in closure(graph, roots) if changed_leaf in closure(graph, [p])}
+    renamed = {p: "/nix/store/u" + p[12:] if p in depends else p for p in graph}
+    updated = {
+        renamed[p]: PathInfo(i.nar_size, tuple(renamed[r] for r in i.references))
+        for p, i in graph.items()
+    }
+    before = split_layers(graph, roots, budget, popularity)
+    after = split_layers(updated, [renamed[r] for r in roots], budget, popularity)
+
+    kept = {tuple(layer) for layer in after}
+    for layer in before:
+        if not depends.intersection(layer):
+            assert tuple(layer) in kept, f"{layer} changed though no path in it was updated"
+
+
+@FAST
+@given(dags(max_nodes=30), st.data())
+def test_a_platforms_stack_is_the_same_layer_in_every_image_containing_it(
+    image: tuple[Graph, list[str]], data: st.DataObject
+) -> None:
+    graph, roots = image
+    # The only popular path, hence the only platform: its stack is its whole closure.
+    platform = data.draw(st.sampled_from(closure(graph, roots)))
+    name = platform[len("/nix/store/") + 33 :]
+    popularity = {name: 1000}
+    stack = closure(graph, [platform])
+    other_roots = data.draw(st.lists(st.sampled_from(sorted(graph)), max_size=4))
+    for image_roots in (roots, [platform], [*other_roots, platform]):
+        assert stack in split_layers(graph, image_roots, 50, popularity)

@@ -1,4 +1,4 @@
-"""The size-first algorithm: the docstring's worked example and its rules, table-driven."""
+"""The docstring's worked examples and the rules of `split_layers`, table-driven."""
 
 from __future__ import annotations
 
@@ -46,14 +46,94 @@ def test_the_largest_paths_get_their_own_layers(budget: int, expected: list[list
     assert split_layers(GRAPH, [HELLO, BASH], budget) == expected
 
 
-def test_popularity_orders_the_manifest_but_not_the_split() -> None:
-    popularity = {"hello-2.10": 900, "idn2-2.3.2": 800}
-    without = split_layers(GRAPH, [HELLO, BASH], 5)
-    with_pop = split_layers(GRAPH, [HELLO, BASH], 5, popularity)
-    assert with_pop == [[HELLO], [IDN2], [GLIBC], [UNISTR], [BASH]]
-    assert sorted(with_pop) == sorted(without)
-    # Over budget the merged rest always comes last, whatever the popularity.
-    assert split_layers(GRAPH, [HELLO, BASH], 3, popularity)[-1] == sorted([BASH, IDN2, HELLO])
+# The docstring's example with popularity data: platform stacks and a private path.
+MB = 1_000_000
+(GLIBC2, OPENSSL, LIBFFI, PYTHON, OPENBLAS, NUMPY, CURL, APP) = (
+    _p(n)
+    for n in (
+        "glibc-2.39",
+        "openssl-3.0",
+        "libffi-3.4",
+        "python3-3.12",
+        "openblas-0.3",
+        "numpy-1.26",
+        "curl-8.5",
+        "app-1.0",
+    )
+)
+PY_GRAPH = {
+    GLIBC2: PathInfo(30 * MB, ()),
+    OPENSSL: PathInfo(6 * MB, (GLIBC2,)),
+    LIBFFI: PathInfo(MB // 5, (GLIBC2,)),
+    PYTHON: PathInfo(100 * MB, (GLIBC2, OPENSSL, LIBFFI)),
+    OPENBLAS: PathInfo(40 * MB, (GLIBC2,)),
+    NUMPY: PathInfo(35 * MB, (PYTHON, OPENBLAS)),
+    CURL: PathInfo(2 * MB, (GLIBC2, OPENSSL)),
+    APP: PathInfo(MB, (NUMPY, CURL)),
+}
+POPULARITY = {
+    "glibc-2.39": 20000,
+    "python3-3.12": 6000,
+    "openssl-3.0": 900,
+    "curl-8.5": 700,
+    "libffi-3.4": 300,
+    "numpy-1.26": 150,
+    "openblas-0.3": 2,
+    "app-1.0": 1,
+}
+PY_STACK = sorted([PYTHON, OPENSSL, LIBFFI])
+
+
+def test_worked_example_with_popularity() -> None:
+    app = split_layers(PY_GRAPH, [APP], 4, POPULARITY)
+    assert app == [[GLIBC2], PY_STACK, sorted([NUMPY, OPENBLAS]), sorted([APP, CURL])]
+    second = split_layers(PY_GRAPH, [PYTHON, CURL], 4, POPULARITY)
+    assert second == [[GLIBC2], PY_STACK, [CURL]]
+    new = [layer for layer in second if layer not in app]
+    assert sum(PY_GRAPH[p].nar_size for layer in new for p in layer) == 2 * MB
+
+
+def test_worked_example_without_popularity_is_size_first() -> None:
+    app = split_layers(PY_GRAPH, [APP], 4)
+    assert app == [[PYTHON], [OPENBLAS], [NUMPY], sorted([APP, CURL, GLIBC2, LIBFFI, OPENSSL])]
+    second = split_layers(PY_GRAPH, [PYTHON, CURL], 4)
+    assert second == [[GLIBC2], [OPENSSL], [PYTHON], sorted([CURL, LIBFFI])]
+    new = [layer for layer in second if layer not in app]
+    assert sum(PY_GRAPH[p].nar_size for layer in new for p in layer) == 38_200_000
+
+
+@pytest.mark.parametrize(("python", "is_platform"), [(2500, True), (2499, False)])
+def test_a_platform_has_at_least_an_eighth_of_the_top_popularity(
+    python: int, is_platform: bool
+) -> None:
+    layers = split_layers(PY_GRAPH, [PYTHON], 94, {**POPULARITY, "python3-3.12": python})
+    assert (PY_STACK in layers) is is_platform
+    assert sorted(p for layer in layers for p in layer) == sorted([*PY_STACK, GLIBC2])
+
+
+def test_the_top_is_the_images_most_popular_path() -> None:
+    # Without glibc's count, python3 is the top: the stack takes glibc too.
+    popularity = {k: v for k, v in POPULARITY.items() if k != "glibc-2.39"}
+    assert split_layers(PY_GRAPH, [PYTHON], 94, popularity) == [sorted([*PY_STACK, GLIBC2])]
+
+
+def test_a_private_path_joins_its_only_referrer_unless_asked_for() -> None:
+    assert sorted([NUMPY, OPENBLAS]) in split_layers(PY_GRAPH, [NUMPY], 94, POPULARITY)
+    asked = split_layers(PY_GRAPH, [NUMPY, OPENBLAS], 94, POPULARITY)
+    assert [OPENBLAS] in asked and [NUMPY] in asked
+
+
+def test_a_private_chain_joins_its_top() -> None:
+    leaf, mid, top = _p("leaf-1"), _p("mid-1"), _p("top-1")
+    graph = {leaf: PathInfo(5, ()), mid: PathInfo(3, (leaf,)), top: PathInfo(1, (mid,))}
+    popularity = {"leaf-1": 2, "mid-1": 2, "top-1": 40, "other-1": 1000}
+    assert split_layers(graph, [top], 5, popularity) == [sorted([leaf, mid, top])]
+
+
+def test_popularity_orders_the_manifest_and_the_rest_comes_last() -> None:
+    layers = split_layers(PY_GRAPH, [APP], 94, POPULARITY)
+    assert layers == [[GLIBC2], PY_STACK, [CURL], sorted([NUMPY, OPENBLAS]), [APP]]
+    assert split_layers(PY_GRAPH, [APP], 3, POPULARITY)[-1] == sorted([APP, CURL, GLIBC2])
 
 
 def test_equal_sizes_are_broken_by_path() -> None:

@@ -1,0 +1,138 @@
+"""Units: the groups of paths that `split_layers` never splits.
+
+Units are decided by facts about the paths themselves (their own closures and their
+popularity), so a unit comes out as the very same set of paths in every image that
+contains it (for a stack: and the same more popular platforms), and a layer made of it
+is shared. `layering.split` explains why each kind pays and how the thresholds were
+measured.
+
+- A *platform stack*. A platform is a store path that a large share of the package set
+  references directly: the C library, the C++ runtime, Python, Perl. Its stack is its
+  closure minus the stacks of more popular platforms. Every image containing the
+  platform contains its whole closure, and the more popular platforms, which could
+  have claimed part of it, are the widely shared ones.
+- A *private chain*: a path with exactly one referrer in the whole package set
+  (popularity 2 in Nixery's format) comes with that referrer in every image (unless it
+  is asked for by name), so it joins the referrer's unit; chains of them join the top.
+- Every other path is a unit of its own.
+
+Without popularity data every path is its own unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from layering.graph import STORE_PREFIX_LEN, PathInfo, package_name
+
+PLATFORM_SHARE = 8
+"""A platform is referenced by at least 1/`PLATFORM_SHARE` as many packages as the most
+popular path of the image (normally the C library)."""
+
+PRIVATE = 2
+"""Popularity of a path referenced by exactly one package (Nixery counts 1 + referrers)."""
+
+
+def popularity_counts(paths: Sequence[str], popularity: Mapping[str, int] | None) -> dict[str, int]:
+    """The popularity of each path of `paths` that the data names."""
+    if not popularity:
+        return {}
+    # `package_name`, inlined: this runs for every path of the closure.
+    skip = STORE_PREFIX_LEN
+    names = [p[skip:] if len(p) > skip and p.startswith("/nix/store/") else p for p in paths]
+    return {p: c for p, c in zip(paths, map(popularity.get, names), strict=True) if c is not None}
+
+
+def platforms(counts: Mapping[str, int], top: int) -> list[str]:
+    """The platforms among the paths of `counts`, most popular first.
+
+    `counts` maps paths to their popularity, `top` is the largest of them. A platform
+    has a referrer (popularity above 1) and at least 1/`PLATFORM_SHARE` of `top`. Ties
+    are broken by name-version, which an update that only renames paths keeps, then by
+    path.
+    """
+    found = [
+        (-count, package_name(path), path)
+        for path, count in counts.items()
+        if count > 1 and count * PLATFORM_SHARE >= top
+    ]
+    found.sort()
+    return [path for _, _, path in found]
+
+
+def platform_stacks(
+    graph: Mapping[str, PathInfo], anchors: Sequence[str]
+) -> list[tuple[str, list[str]]]:
+    """(platform, its stack) for each of `anchors`, in that order, if not empty.
+
+    Each stack is the platform's closure minus the stacks before it, sorted. The stacks
+    claimed so far always form a union of closures, so the search stops at any claimed
+    path: everything under it is claimed too.
+    """
+    claimed: set[str] = set()
+    stacks: list[tuple[str, list[str]]] = []
+    for platform in anchors:
+        if platform in claimed:
+            continue  # inside a more popular platform's stack, and so is its closure
+        stack = [platform]
+        claimed.add(platform)
+        todo = [platform]
+        while todo:
+            for ref in graph[todo.pop()].references:
+                if ref not in claimed:
+                    claimed.add(ref)
+                    stack.append(ref)
+                    todo.append(ref)
+        stack.sort()
+        stacks.append((platform, stack))
+    return stacks
+
+
+def layer_units(
+    graph: Mapping[str, PathInfo],
+    paths: Sequence[str],
+    referrers: Mapping[str, int],
+    found_by: Mapping[str, str],
+    counts: Mapping[str, int],
+) -> tuple[list[list[str]], dict[str, str]]:
+    """Partition `paths` (a closure, sorted) into units.
+
+    `referrers` and `found_by` come from `layering.graph.walk`, `counts` from
+    `popularity_counts`. Returns the units, each sorted and the list sorted by first
+    path, and for each unit of several paths its representative (its platform or the
+    top of its private chain) by its first path; a one-path unit stands for itself.
+    """
+    if not counts:
+        return [[p] for p in paths], {}
+    stacks = platform_stacks(graph, platforms(counts, max(counts.values())))
+    in_stack = {p for _, stack in stacks for p in stack}
+    # Private paths: one referrer in the package set, so the one in the closure (a
+    # root, asked for by name, is never private).
+    private = {
+        p
+        for p in [p for p, count in counts.items() if count == PRIVATE]
+        if referrers[p] == 1 and p in found_by and p not in in_stack
+    }
+    chained: dict[str, list[str]] = {}  # the top of a private chain -> the chain below
+    for p in private:
+        top = found_by[p]
+        while top in private:
+            top = found_by[top]
+        chained.setdefault(top, []).append(p)
+    reps = {stack[0]: platform for platform, stack in stacks if len(stack) > 1}
+    stack_at = {stack[0]: stack for _, stack in stacks}
+    units: list[list[str]] = []  # built in `paths` order, so sorted by first path
+    for p in paths:
+        if p in in_stack:
+            stack = stack_at.get(p)
+            if stack is not None:
+                units.append(stack)
+        elif p not in private:
+            chain = chained.get(p)
+            if chain is None:
+                units.append([p])
+            else:
+                unit = sorted([p, *chain])
+                reps[unit[0]] = p
+                units.append(unit)
+    return units, reps
