@@ -41,6 +41,14 @@ DEFAULT_BUILD_RETENTION_S = 30 * 24 * 3600.0  # build records stay readable for 
 # "(default)" or 4-63 lowercase letters, digits and hyphens.
 FIRESTORE_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 FIRESTORE_DATABASE_PATTERN = re.compile(r"\(default\)|[a-z][a-z0-9-]{2,61}[a-z0-9]")
+# A Cloud Run job's full name. Project ids are 6-30 lowercase letters, digits
+# and hyphens (or a project number, or domain-scoped "example.com:id"); job
+# names are up to 63 lowercase letters, digits and hyphens from a letter.
+CLOUD_RUN_JOB_PATTERN = re.compile(
+    r"projects/(?P<project>(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]+)"
+    r"/locations/(?P<location>[a-z]+-[a-z]+[0-9]+)"
+    r"/jobs/(?P<job>[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?)"
+)
 
 T = TypeVar("T")
 
@@ -89,6 +97,9 @@ class Settings:
     firestore_database: str = DEFAULT_FIRESTORE_DATABASE
     firestore_prefix: str = DEFAULT_FIRESTORE_PREFIX
     build_retention_s: float = DEFAULT_BUILD_RETENTION_S
+
+    builder_job: str = ""  # projects/P/locations/L/jobs/J, for NIXERY_LAUNCHER=cloudrun
+    cloud_run_endpoint: str = ""  # Cloud Run Admin API override (tests' fake); "" = Google's
 
     @property
     def metadata_path(self) -> Path:
@@ -204,6 +215,17 @@ class Settings:
         iam_endpoint = env.get("NIXERY_IAM_ENDPOINT", "").strip() or DEFAULT_IAM_ENDPOINT
         if not iam_endpoint.startswith(("https://", "http://")):
             problems.append(f"NIXERY_IAM_ENDPOINT={iam_endpoint!r} is not an http(s) URL")
+        builder_job = env.get("NIXERY_BUILDER_JOB", "").strip()
+        if builder_job and not CLOUD_RUN_JOB_PATTERN.fullmatch(builder_job):
+            problems.append(
+                f"NIXERY_BUILDER_JOB={builder_job!r} is not a job's full name: "
+                "projects/PROJECT/locations/REGION/jobs/JOB"
+            )
+        cloud_run_endpoint = env.get("NIXERY_CLOUD_RUN_ENDPOINT", "").strip()
+        if cloud_run_endpoint and not cloud_run_endpoint.startswith(("https://", "http://")):
+            problems.append(
+                f"NIXERY_CLOUD_RUN_ENDPOINT={cloud_run_endpoint!r} is not an http(s) URL"
+            )
         storage_path = get(
             "STORAGE_PATH", lambda raw: Path(raw).expanduser(), _default_storage_path()
         )
@@ -255,7 +277,14 @@ class Settings:
             signed_url_ttl_s=signed_url_ttl_s,
             signing_service_account=signing_service_account,
             iam_endpoint=iam_endpoint,
+            builder_job=builder_job,
+            cloud_run_endpoint=cloud_run_endpoint,
         )
+        if settings.launcher == "cloudrun" and not builder_job:
+            problems.append(
+                "NIXERY_LAUNCHER=cloudrun needs NIXERY_BUILDER_JOB "
+                "(projects/PROJECT/locations/REGION/jobs/JOB)"
+            )
         if settings.metadata_backend == "firestore":
             if not settings.gcp_project:
                 problems.append("NIXERY_METADATA_BACKEND=firestore needs GOOGLE_CLOUD_PROJECT")

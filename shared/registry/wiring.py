@@ -58,4 +58,9 @@ def launcher(settings: Settings) -> Launcher:
         from launcher.local import LocalLauncher
 
         return LocalLauncher()
+    if settings.launcher == "cloudrun":
+        from launcher.cloudrun import CloudRunLauncher
+
+        # The Cloud Run client itself is made on the first launch, not here.
+        return CloudRunLauncher(settings.builder_job, endpoint=settings.cloud_run_endpoint)
     raise ConfigError([f"launcher {settings.launcher!r} is not available yet"])
