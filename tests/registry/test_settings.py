@@ -183,7 +183,8 @@ def test_defaults() -> None:
     ],
 )
 def test_values(variable: str, raw: str, attribute: str, value: object) -> None:
-    settings = Settings.from_env({**CHANNEL, **PROJECT, variable: raw})
+    job = {"NIXERY_BUILDER_JOB": "projects/nixery-test/locations/europe-west1/jobs/builder"}
+    settings = Settings.from_env({**CHANNEL, **PROJECT, **job, variable: raw})
     assert getattr(settings, attribute) == value
 
 
