@@ -23,10 +23,11 @@ from google.oauth2.credentials import Credentials as TokenCredentials
 
 from blobstore.signing import IamSigner, KeySigner, Signer, SigningError
 from ocimodel.digest import sha256_digest
-from tests.blobstore.conftest import ServiceAccountKey, make_store
+from tests.blobstore.conftest import make_store
 from tests.blobstore.v4 import verify_v4_url
 from tests.support.fake_iam import FakeIam, start_fake_iam
 from tests.support.gcs_emulator import GcsEmulator
+from tests.support.service_account import ServiceAccountKey
 
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 TOKEN = "ya29.test-runtime-token"
