@@ -38,9 +38,14 @@ def popularity_counts(paths: Sequence[str], popularity: Mapping[str, int] | None
     if not popularity:
         return {}
     # `package_name`, inlined: this runs for every path of the closure.
+    get = popularity.get
     skip = STORE_PREFIX_LEN
-    names = [p[skip:] if len(p) > skip and p.startswith("/nix/store/") else p for p in paths]
-    return {p: c for p, c in zip(paths, map(popularity.get, names), strict=True) if c is not None}
+    counts: dict[str, int] = {}
+    for path in paths:
+        count = get(path[skip:] if len(path) > skip and path.startswith("/nix/store/") else path)
+        if count is not None:
+            counts[path] = count
+    return counts
 
 
 def platforms(counts: Mapping[str, int], top: int) -> list[str]:
