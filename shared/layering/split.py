@@ -135,7 +135,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from layering.graph import PathInfo, validate_budget, walk
-from layering.stacks import layer_units, popularity_counts
+from layering.stacks import groups, popularity_counts
 
 
 def split_layers(
@@ -156,24 +156,32 @@ def split_layers(
     if budget == 1:
         return [paths]
     counts = popularity_counts(paths, popularity)
-    units, reps = layer_units(graph, paths, referrers, found_by, counts)
-    sizes = [
-        graph[unit[0]].nar_size if len(unit) == 1 else sum(graph[p].nar_size for p in unit)
-        for unit in units
-    ]
+    multi, reps = groups(graph, referrers, found_by, counts)
+    # Each unit is named by its first path; `firsts` is sorted, so the stable sorts below
+    # break ties by path. One-path units are not built until they become layers.
+    if multi:
+        inside = {p for unit in multi.values() for p in unit[1:]}
+        firsts = [p for p in paths if p not in inside]
+        unit_size = {first: sum(graph[p].nar_size for p in unit) for first, unit in multi.items()}
+        sizes = [unit_size[p] if p in unit_size else graph[p].nar_size for p in firsts]
+    else:
+        firsts = paths
+        sizes = [graph[p].nar_size for p in paths]
 
     def shared_first(i: int) -> tuple[int, int, str]:
         # More referrers (popularity data when given, else inside the image) first.
-        rep = reps.get(units[i][0], units[i][0])
+        rep = reps.get(firsts[i], firsts[i])
         score = referrers[rep] if popularity is None else counts.get(rep, referrers[rep])
-        return (-score, -sizes[i], units[i][0])
+        return (-score, -sizes[i], firsts[i])
 
-    if len(units) <= budget:
-        return [units[i] for i in sorted(range(len(units)), key=shared_first)]
-    # The largest units get their own layers; `units` is ordered by first path, and the
-    # sort is stable, so equal sizes are broken by path.
+    def unit(i: int) -> list[str]:
+        return multi.get(firsts[i]) or [firsts[i]]
+
+    if len(firsts) <= budget:
+        return [unit(i) for i in sorted(range(len(firsts)), key=shared_first)]
+    # The largest units get their own layers, the others share the last one.
     smaller = [-size for size in sizes]
-    by_size = sorted(range(len(units)), key=smaller.__getitem__)
-    kept = [units[i] for i in sorted(by_size[: budget - 1], key=shared_first)]
-    in_kept = {p for unit in kept for p in unit}
+    by_size = sorted(range(len(firsts)), key=smaller.__getitem__)
+    kept = [unit(i) for i in sorted(by_size[: budget - 1], key=shared_first)]
+    in_kept = {p for layer in kept for p in layer}
     return [*kept, [p for p in paths if p not in in_kept]]

@@ -93,30 +93,31 @@ def platform_stacks(
     return stacks
 
 
-def layer_units(
+def groups(
     graph: Mapping[str, PathInfo],
-    paths: Sequence[str],
     referrers: Mapping[str, int],
     found_by: Mapping[str, str],
     counts: Mapping[str, int],
-) -> tuple[list[list[str]], dict[str, str]]:
-    """Partition `paths` (a closure, sorted) into units.
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The units of several paths of a closure; every other path is a unit of its own.
 
-    `referrers` and `found_by` come from `layering.graph.walk`, `counts` from
-    `popularity_counts`. Returns the units, each sorted and the list sorted by first
-    path, and for each unit of several paths its representative (its platform or the
-    top of its private chain) by its first path; a one-path unit stands for itself.
+    `referrers` and `found_by` come from `layering.graph.walk` (a closure), `counts`
+    from `popularity_counts`. Returns each unit of several paths, sorted, by its first
+    path, and its representative (its platform or the top of its private chain) by
+    its first path too.
     """
     if not counts:
-        return [[p] for p in paths], {}
+        return {}, {}
     stacks = platform_stacks(graph, platforms(counts, max(counts.values())))
+    units = {stack[0]: stack for _, stack in stacks if len(stack) > 1}
+    reps = {stack[0]: platform for platform, stack in stacks if len(stack) > 1}
     in_stack = {p for _, stack in stacks for p in stack}
     # Private paths: one referrer in the package set, so the one in the closure (a
     # root, asked for by name, is never private).
     private = {
         p
-        for p in [p for p, count in counts.items() if count == PRIVATE]
-        if referrers[p] == 1 and p in found_by and p not in in_stack
+        for p, count in counts.items()
+        if count == PRIVATE and referrers[p] == 1 and p in found_by and p not in in_stack
     }
     chained: dict[str, list[str]] = {}  # the top of a private chain -> the chain below
     for p in private:
@@ -124,20 +125,8 @@ def layer_units(
         while top in private:
             top = found_by[top]
         chained.setdefault(top, []).append(p)
-    reps = {stack[0]: platform for platform, stack in stacks if len(stack) > 1}
-    stack_at = {stack[0]: stack for _, stack in stacks}
-    units: list[list[str]] = []  # built in `paths` order, so sorted by first path
-    for p in paths:
-        if p in in_stack:
-            stack = stack_at.get(p)
-            if stack is not None:
-                units.append(stack)
-        elif p not in private:
-            chain = chained.get(p)
-            if chain is None:
-                units.append([p])
-            else:
-                unit = sorted([p, *chain])
-                reps[unit[0]] = p
-                units.append(unit)
+    for top, chain in chained.items():
+        unit = sorted([top, *chain])
+        units[unit[0]] = unit
+        reps[unit[0]] = top
     return units, reps
