@@ -22,7 +22,7 @@ def manifest_handler(settings: Settings) -> Handler:
         metadata=metadata,
         launcher=wiring.launcher(settings),
         wait_s=settings.build_wait_s,
-        lease_s=settings.lease_s,
+        start_s=settings.build_start_s,
         failure_ttl_s=settings.failure_ttl_s,
     )
     return guarded(ManifestService(settings, metadata, resolver_for(settings), coordinator).handle)

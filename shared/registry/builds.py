@@ -7,7 +7,10 @@ request, in any process, follows that record. Followers poll it with
 backoff until it succeeds (the image record is then there), fails (the
 recorded reason is answered, and remembered for the failure TTL), or its
 lease expires (the builder died: the follower takes the build over and
-launches a new one). Past the wait limit the client gets ``TOOMANYREQUESTS``
+launches a new one). A new build's first lease is the start allowance
+(``NIXERY_BUILD_START_S``: a Cloud Run job execution takes a while to start);
+once running, the builder renews a shorter lease (``NIXERY_LEASE_S``) with its
+heartbeat, so a crash is noticed quickly. Past the wait limit the client gets ``TOOMANYREQUESTS``
 with ``Retry-After`` while the build goes on, so the next pull gets the
 image.
 """
@@ -56,7 +59,7 @@ class BuildCoordinator:
     metadata: MetadataStore
     launcher: Launcher
     wait_s: float
-    lease_s: float
+    start_s: float  # the first lease: how long a dispatched builder may take to report
     failure_ttl_s: float
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
@@ -68,7 +71,7 @@ class BuildCoordinator:
             image=f"{spec.name}:{spec.tag}",
             spec=spec.to_json(),
             now=self.clock(),
-            lease_s=self.lease_s,
+            lease_s=self.start_s,
             failure_ttl_s=self.failure_ttl_s,
             image_gone=image_gone,
         )

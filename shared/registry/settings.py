@@ -84,6 +84,7 @@ class Settings:
     allow_unfree: bool = False
     build_wait_s: float = 600.0
     lease_s: float = 30.0
+    build_start_s: float = 120.0
     failure_ttl_s: float = 60.0
     source_ttl_s: float = 10.0
     channel_url: str = DEFAULT_CHANNEL_BASE
@@ -256,6 +257,9 @@ class Settings:
             allow_unfree=get("NIXERY_ALLOW_UNFREE", boolean, False, "true or false"),
             build_wait_s=get("NIXERY_BUILD_WAIT_S", positive(float), 600.0, "a number of seconds"),
             lease_s=get("NIXERY_LEASE_S", positive(float), 30.0, "a number of seconds"),
+            build_start_s=get(
+                "NIXERY_BUILD_START_S", positive(float), 120.0, "a number of seconds"
+            ),
             failure_ttl_s=get("NIXERY_FAILURE_TTL_S", float, 60.0, "a number of seconds"),
             source_ttl_s=get("NIXERY_SOURCE_TTL_S", float, 10.0, "a number of seconds"),
             channel_url=env.get("NIXERY_CHANNEL_URL", "").strip() or DEFAULT_CHANNEL_BASE,
@@ -300,7 +304,12 @@ class Settings:
                 )
             # A build record must outlive every use of it: followers poll it,
             # its lease decides take-overs and a failure is answered from it.
-            needed = max(settings.lease_s, settings.failure_ttl_s, settings.build_wait_s)
+            needed = max(
+                settings.lease_s,
+                settings.build_start_s,
+                settings.failure_ttl_s,
+                settings.build_wait_s,
+            )
             if settings.build_retention_s < needed:
                 problems.append(
                     f"NIXERY_BUILD_RETENTION_S={settings.build_retention_s:g} is shorter than "
