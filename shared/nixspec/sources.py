@@ -63,13 +63,17 @@ def tree_signature(root: Path) -> str:
             continue
         seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_DIRS)
-        entries = sorted([*filenames, *(d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))])
+        entries = sorted(
+            [*filenames, *(d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))]
+        )
         for name in entries:
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root)
             st = os.lstat(full)
             extra = os.readlink(full) if os.path.islink(full) else ""
-            digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\0{extra}\n".encode())
+            digest.update(
+                f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\0{extra}\n".encode()
+            )
     return digest.hexdigest()
 
 

@@ -23,9 +23,9 @@ from blobstore.gcs import GcsBlobStore
 from blobstore.signing import KeySigner
 from ocimodel.digest import sha256_digest
 from tests.blobstore.conftest import make_store
-from tests.blobstore.v4 import verify_v4_url
 from tests.support.gcs_emulator import GcsEmulator
 from tests.support.service_account import ServiceAccountKey
+from tests.support.v4_signature import verify_v4_url
 
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 CONFIG = "application/vnd.oci.image.config.v1+json"

@@ -21,10 +21,10 @@ from blobstore.gcs import GcsBlobStore
 from ocimodel.digest import sha256_digest
 from registry import wiring
 from registry.settings import ConfigError, Settings
-from tests.blobstore.v4 import verify_v4_url
 from tests.support.fake_iam import start_fake_iam
 from tests.support.gcs_emulator import GcsEmulator
 from tests.support.service_account import ServiceAccountKey, make_key
+from tests.support.v4_signature import verify_v4_url
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "ya29.caller-token"

@@ -2,7 +2,7 @@
 
 The emulator serves signed URLs without checking them, so every URL here is
 verified by recomputing its V4 signature from the URL alone
-(:mod:`tests.blobstore.v4`) with the service account's public key. The IAM
+(:mod:`tests.support.v4_signature`) with the service account's public key. The IAM
 path signs through a real HTTP server speaking the IAM Credentials API
 (:mod:`tests.support.fake_iam`); the tests assert what reached it.
 """
@@ -24,10 +24,10 @@ from google.oauth2.credentials import Credentials as TokenCredentials
 from blobstore.signing import IamSigner, KeySigner, Signer, SigningError
 from ocimodel.digest import sha256_digest
 from tests.blobstore.conftest import make_store
-from tests.blobstore.v4 import verify_v4_url
 from tests.support.fake_iam import FakeIam, start_fake_iam
 from tests.support.gcs_emulator import GcsEmulator
 from tests.support.service_account import ServiceAccountKey
+from tests.support.v4_signature import verify_v4_url
 
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 TOKEN = "ya29.test-runtime-token"
