@@ -60,7 +60,7 @@ from google.api_core import exceptions as api_exceptions
 from google.api_core.retry import Retry, if_exception_type
 from google.auth import exceptions as auth_exceptions
 
-from launcher.port import REQUEST_VARIABLE, BuildRequest, LaunchError
+from launcher.port import BATCH_VARIABLE, REQUEST_VARIABLE, BuildBatch, BuildRequest, LaunchError
 from registry.settings import CLOUD_RUN_JOB_PATTERN
 
 if TYPE_CHECKING:
@@ -154,6 +154,20 @@ class CloudRunLauncher:
         """Start one execution with one task building ``request``; return its name."""
         env = {**self._extra_env, REQUEST_VARIABLE: request.to_json()}
         return self.start_execution(env, task_count=1, timeout_s=self._timeout_s)
+
+    def launch_batch(
+        self, batch: BuildBatch, task_count: int, *, timeout_s: float | None = None
+    ) -> list[str]:
+        """Start ``batch`` as one execution of ``task_count`` tasks (more only
+        if it exceeds one variable's size; see :meth:`BuildBatch.chunks`)."""
+        executions = []
+        for part in batch.chunks():
+            env = {**self._extra_env, BATCH_VARIABLE: part.to_env()}
+            tasks = max(1, min(task_count, len(part.requests), MAX_TASK_COUNT))
+            executions.append(
+                self.start_execution(env, task_count=tasks, timeout_s=timeout_s or self._timeout_s)
+            )
+        return executions
 
     def start_execution(
         self, env: Mapping[str, str], *, task_count: int = 1, timeout_s: float | None = None
