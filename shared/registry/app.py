@@ -25,7 +25,14 @@ def manifest_handler(settings: Settings) -> Handler:
         start_s=settings.build_start_s,
         failure_ttl_s=settings.failure_ttl_s,
     )
-    return guarded(ManifestService(settings, metadata, resolver_for(settings), coordinator).handle)
+    service = ManifestService(settings, metadata, resolver_for(settings), coordinator)
+    if settings.trigger_audience:  # the prebuild trigger is off unless configured
+        from registry.trigger import PrebuildTrigger
+
+        service.trigger = PrebuildTrigger(
+            settings, metadata, service.resolver, coordinator.launcher
+        ).handle
+    return guarded(service.handle)
 
 
 def blob_handler(settings: Settings) -> Handler:

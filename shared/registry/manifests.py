@@ -31,7 +31,7 @@ from ocimodel.digest import looks_like_digest, parse_digest
 from ocimodel.errors import ErrorCode, RegistryError
 from ocimodel.mediatypes import negotiate
 from registry.builds import BuildCoordinator
-from registry.http import json_response, not_found, require_read
+from registry.http import Handler, json_response, not_found, require_read
 from registry.logs import TRACE
 from registry.routes import Kind, Route, parse
 from registry.settings import Settings
@@ -80,6 +80,8 @@ def manifest_response(request: Request, manifest: StoredManifest) -> Response:
 
 
 class ManifestService:
+    trigger: Handler | None = None  # POST /_nixery/prebuild, when enabled (registry.trigger)
+
     def __init__(
         self,
         settings: Settings,
@@ -105,6 +107,8 @@ class ManifestService:
             raise RegistryError(ErrorCode.UNSUPPORTED, "uploads are not supported")
         if route.kind is Kind.TAGS:
             return self._tags(request, route)
+        if route.kind is Kind.TRIGGER and self.trigger is not None:
+            return self.trigger(request)
         if route.kind is not Kind.MANIFEST:
             raise not_found(request.path)
         validate_name(route.name, self.settings.max_name_length)

@@ -8,6 +8,7 @@ path                                   route
 ``/v2/<name>/blobs/<digest>``          blob
 ``/v2/<name>/blobs/uploads/...``       uploads (unsupported: 405)
 ``/v2/<name>/tags/list``               tags
+``/_nixery/prebuild``                  the prebuild trigger (POST)
 =====================================  ===========================
 
 Names have any number of components, so the last ``/manifests/`` or
@@ -28,6 +29,7 @@ class Kind(Enum):
     BLOB = "blob"
     UPLOAD = "upload"
     TAGS = "tags"
+    TRIGGER = "trigger"
     UNKNOWN = "unknown"
 
 
@@ -38,6 +40,7 @@ class Route:
     reference: str = ""
 
 
+TRIGGER_PATH = "/_nixery/prebuild"  # outside /v2/: no image name can collide
 _MANIFEST = re.compile(r"/v2/(?P<name>.+)/manifests/(?P<ref>[^/]*)")
 _UPLOAD = re.compile(r"/v2/(?P<name>.+)/blobs/uploads(?:/[^/]*)?")
 _BLOB = re.compile(r"/v2/(?P<name>.+)/blobs/(?P<ref>[^/]*)")
@@ -47,6 +50,8 @@ _TAGS = re.compile(r"/v2/(?P<name>.+)/tags/list")
 def parse(path: str) -> Route:
     if path in ("/v2", "/v2/"):
         return Route(Kind.BASE)
+    if path == TRIGGER_PATH:
+        return Route(Kind.TRIGGER)
     for pattern, kind in (
         (_UPLOAD, Kind.UPLOAD),
         (_MANIFEST, Kind.MANIFEST),

@@ -34,6 +34,8 @@ LAUNCHERS = ("local", "cloudrun")
 DEFAULT_SIGNED_URL_TTL_S = 600  # upstream signed for 5 minutes; slow pulls outlived that
 MAX_SIGNED_URL_TTL_S = 7 * 24 * 3600  # the longest a V4 signed URL may live
 DEFAULT_IAM_ENDPOINT = "https://iamcredentials.googleapis.com"
+#: Google's signing certificates of OIDC identity tokens (PEM by key id).
+DEFAULT_TRIGGER_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 DEFAULT_FIRESTORE_DATABASE = "(default)"
 DEFAULT_FIRESTORE_PREFIX = "nixery-"
 DEFAULT_BUILD_RETENTION_S = 30 * 24 * 3600.0  # build records stay readable for a month
@@ -101,6 +103,11 @@ class Settings:
 
     builder_job: str = ""  # projects/P/locations/L/jobs/J, for NIXERY_LAUNCHER=cloudrun
     cloud_run_endpoint: str = ""  # Cloud Run Admin API override (tests' fake); "" = Google's
+
+    # The prebuild trigger (registry.trigger); off unless audience and accounts are set.
+    trigger_audience: str = ""
+    trigger_allowed_sa: tuple[str, ...] = ()
+    trigger_certs_url: str = DEFAULT_TRIGGER_CERTS_URL
 
     @property
     def metadata_path(self) -> Path:
@@ -227,6 +234,25 @@ class Settings:
             problems.append(
                 f"NIXERY_CLOUD_RUN_ENDPOINT={cloud_run_endpoint!r} is not an http(s) URL"
             )
+        trigger_audience = env.get("NIXERY_TRIGGER_AUDIENCE", "").strip()
+        trigger_allowed_sa = tuple(
+            a.strip() for a in env.get("NIXERY_TRIGGER_ALLOWED_SA", "").split(",") if a.strip()
+        )
+        if bool(trigger_audience) != bool(trigger_allowed_sa):
+            problems.append(
+                "the prebuild trigger needs both NIXERY_TRIGGER_AUDIENCE and "
+                "NIXERY_TRIGGER_ALLOWED_SA (or neither, to turn it off)"
+            )
+        problems.extend(
+            f"NIXERY_TRIGGER_ALLOWED_SA: {a!r} is not a service account email"
+            for a in trigger_allowed_sa
+            if "@" not in a
+        )
+        trigger_certs_url = (
+            env.get("NIXERY_TRIGGER_CERTS_URL", "").strip() or DEFAULT_TRIGGER_CERTS_URL
+        )
+        if not trigger_certs_url.startswith(("https://", "http://")):
+            problems.append(f"NIXERY_TRIGGER_CERTS_URL={trigger_certs_url!r} is not an http(s) URL")
         storage_path = get(
             "STORAGE_PATH", lambda raw: Path(raw).expanduser(), _default_storage_path()
         )
@@ -283,6 +309,9 @@ class Settings:
             iam_endpoint=iam_endpoint,
             builder_job=builder_job,
             cloud_run_endpoint=cloud_run_endpoint,
+            trigger_audience=trigger_audience,
+            trigger_allowed_sa=trigger_allowed_sa,
+            trigger_certs_url=trigger_certs_url,
         )
         if settings.launcher == "cloudrun" and not builder_job:
             problems.append(
