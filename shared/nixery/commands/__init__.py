@@ -1,0 +1,1 @@
+"""The ``nixery`` subcommands, one module each; :mod:`nixery.cli` wires them."""
