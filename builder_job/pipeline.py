@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from blobstore.port import BlobStore
+from builder_job import faults
 from builder_job.assemble import LayerWriter, assemble, runtime_for
 from builder_job.popularity import load_popularity
 from launcher.port import BuildRequest
@@ -143,7 +144,7 @@ def run_build(
                     settings.layer_budget,
                     load_popularity(settings.popularity_url) or None,
                 )
-            writer = LayerWriter(store, metadata)
+            writer = LayerWriter(faults.wrap_store(store), metadata)
             with watch.stage("layers"):
                 image = assemble(
                     writer,
@@ -154,6 +155,7 @@ def run_build(
                 )
             watch.timings["layers_packed"] = writer.stats.packed
             watch.timings["layers_reused"] = writer.stats.reused
+            faults.point("record")  # test hook, inert unless NIXERY_FAULT_FILE is set
             with watch.stage("record"):
                 metadata.complete_build(
                     request.build_id,

@@ -28,6 +28,7 @@ from metastore.port import MetadataStore
 from metastore.records import BuildError, BuildRecord, BuildState, ImageRecord
 from nixspec.spec import ImageSpec
 from ocimodel.errors import ErrorCode, RegistryError
+from registry.logs import add_labels
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class BuildCoordinator:
             failure_ttl_s=self.failure_ttl_s,
             image_gone=image_gone,
         )
+        add_labels(build_id=claim.build.build_id)  # joins this request's logs to the build's
         if not claim.won:
             return claim.build
         build = claim.build
@@ -97,6 +99,7 @@ class BuildCoordinator:
         """The image of ``spec``, building it if needed; raises RegistryError."""
         deadline = self.clock() + self.wait_s
         build = self._claim(spec, trace)
+        log.info("pull of %s waits for build %s (%s)", spec.name, build.build_id, build.state)
         delay = POLL_FIRST_S
         while True:
             if build.state is BuildState.SUCCEEDED:

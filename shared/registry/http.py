@@ -16,7 +16,7 @@ from collections.abc import Callable
 from werkzeug.wrappers import Request, Response
 
 from ocimodel.errors import ErrorCode, RegistryError, render
-from registry.logs import TRACE, trace_id
+from registry.logs import LABELS, TRACE, trace_id
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ def guarded(handler: Handler) -> Handler:
 
     def run(request: Request) -> Response:
         token = TRACE.set(trace_id(request.headers))
+        # Threads serve request after request: labels must not leak to the next.
+        labels = LABELS.set({})
         try:
             response = handler(request)
         except RegistryError as error:
@@ -75,6 +77,7 @@ def guarded(handler: Handler) -> Handler:
             )
         finally:
             TRACE.reset(token)
+            LABELS.reset(labels)
         response.headers[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
         return response
 

@@ -30,6 +30,12 @@ class _Headers(Protocol):
     def get(self, key: str, default: str) -> str: ...
 
 
+def add_labels(**labels: str) -> None:
+    """Label every later log line of this context (a request, or the builder
+    process): ``image`` and ``build_id`` join a pull's lines to its build's."""
+    LABELS.set(MappingProxyType({**LABELS.get(), **labels}))
+
+
 def trace_id(headers: _Headers) -> str:
     """The trace id of a request, from Google's header or W3C traceparent."""
     cloud = headers.get("X-Cloud-Trace-Context", "")

@@ -32,7 +32,8 @@ from ocimodel.errors import ErrorCode, RegistryError
 from ocimodel.mediatypes import negotiate
 from registry.builds import BuildCoordinator
 from registry.http import Handler, json_response, not_found, require_read
-from registry.logs import TRACE
+from registry.logs import TRACE, add_labels
+from registry.pages import PAGE_KINDS, Pages, with_build_link
 from registry.routes import Kind, Route, parse
 from registry.settings import Settings
 from registry.specs import spec_for
@@ -95,6 +96,7 @@ class ManifestService:
         self.coordinator = coordinator
         self._images = _Hot(HOT_MANIFESTS)
         self._by_digest = _Hot(HOT_MANIFESTS)
+        self.pages = Pages(settings, metadata, resolver)
 
     def handle(self, request: Request) -> Response:
         route = parse(request.path)
@@ -109,6 +111,8 @@ class ManifestService:
             return self._tags(request, route)
         if route.kind is Kind.TRIGGER and self.trigger is not None:
             return self.trigger(request)
+        if route.kind in PAGE_KINDS:
+            return self.pages.handle(request, route)
         if route.kind is not Kind.MANIFEST:
             raise not_found(request.path)
         validate_name(route.name, self.settings.max_name_length)
@@ -137,8 +141,12 @@ class ManifestService:
                 "application/vnd.docker.distribution.manifest.v2+json and "
                 "application/vnd.oci.image.manifest.v1+json",
             )
+        add_labels(image=f"{route.name}:{route.reference}")  # as the builder labels its lines
         spec = spec_for(self.settings, self.resolver, route.name, route.reference)
-        image = self._image(spec)
+        try:
+            image = self._image(spec)
+        except RegistryError as error:  # a failed build: point at its page
+            raise with_build_link(error, request) from error
         manifest = image.manifest(str(media_type))
         if manifest is None:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, f"no {media_type} manifest stored")

@@ -8,6 +8,8 @@ path                                   route
 ``/v2/<name>/blobs/<digest>``          blob
 ``/v2/<name>/blobs/uploads/...``       uploads (unsupported: 405)
 ``/v2/<name>/tags/list``               tags
+``/``                                  landing page (HTML, :mod:`registry.pages`)
+``/builds`` and ``/builds/<id>``       recent builds, one build (HTML)
 ``/_nixery/prebuild``                  the prebuild trigger (POST)
 =====================================  ===========================
 
@@ -29,6 +31,9 @@ class Kind(Enum):
     BLOB = "blob"
     UPLOAD = "upload"
     TAGS = "tags"
+    HOME = "home"
+    BUILDS = "builds"
+    BUILD = "build"
     TRIGGER = "trigger"
     UNKNOWN = "unknown"
 
@@ -45,11 +50,18 @@ _MANIFEST = re.compile(r"/v2/(?P<name>.+)/manifests/(?P<ref>[^/]*)")
 _UPLOAD = re.compile(r"/v2/(?P<name>.+)/blobs/uploads(?:/[^/]*)?")
 _BLOB = re.compile(r"/v2/(?P<name>.+)/blobs/(?P<ref>[^/]*)")
 _TAGS = re.compile(r"/v2/(?P<name>.+)/tags/list")
+_BUILD_PAGE = re.compile(r"/builds/(?P<ref>[^/]+)")
 
 
 def parse(path: str) -> Route:
     if path in ("/v2", "/v2/"):
         return Route(Kind.BASE)
+    if path == "/":
+        return Route(Kind.HOME)
+    if path in ("/builds", "/builds/"):
+        return Route(Kind.BUILDS)
+    if page := _BUILD_PAGE.fullmatch(path):
+        return Route(Kind.BUILD, reference=page.group("ref"))
     if path == TRIGGER_PATH:
         return Route(Kind.TRIGGER)
     for pattern, kind in (

@@ -198,7 +198,8 @@ def test_blobs_stream_with_length_range_and_digest(shared_registry: NixeryServer
         ("PATCH", "/v2/shell/hello/blobs/uploads/some-uuid", 405, "UNSUPPORTED"),
         ("GET", "/v2/shell/hello/unknown", 404, "NAME_UNKNOWN"),
         ("GET", "/nothing/here", 404, "NAME_UNKNOWN"),
-        ("GET", "/", 404, "NAME_UNKNOWN"),
+        ("GET", "/v1/", 404, "NAME_UNKNOWN"),
+        ("POST", "/", 405, "UNSUPPORTED"),
     ],
 )
 def test_errors_use_the_spec_envelope(
