@@ -95,7 +95,7 @@ def show_progress(tracker: Tracker, console: Console, title: str) -> Iterator[No
             get_renderable=lambda: live_table(tracker, title, console.size.height),
             console=console,
             refresh_per_second=REFRESH_PER_S,
-            transient=False,
+            transient=True,  # the summary table replaces it
             redirect_stdout=False,
             redirect_stderr=False,
         ):
