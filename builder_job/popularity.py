@@ -38,12 +38,12 @@ def parse_popularity(data: bytes) -> dict[str, int]:
 
 
 def _read_gcs(url: str) -> bytes:
-    from google.cloud import storage  # type: ignore[import-untyped]
+    from google.cloud.storage import Client  # type: ignore[import-untyped]
 
     bucket, _, name = url.removeprefix("gs://").partition("/")
     if not bucket or not name:
         raise ValueError(f"{url} is not gs://BUCKET/OBJECT")
-    client = storage.Client()
+    client = Client()
     data: bytes = client.bucket(bucket).blob(name).download_as_bytes(timeout=FETCH_TIMEOUT_S)
     return data
 
