@@ -19,12 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PKGS
-from tests.support.crash import Target, embedded_target, serverless_target
-from tests.support.firestore_emulator import session_emulator
-from tests.support.gcs_emulator import start_gcs_emulator
-from tests.support.nixery_server import start_nixery
-from tests.support.serverless import start_serverless
+from tests.support.crash import Target, running_target
 
 # A few seconds, with random decimals: a new derivation each session.
 SLEEP_S = f"3.{random.randrange(10**6):06d}"
@@ -44,28 +39,5 @@ def target(
     request: pytest.FixtureRequest, nix: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Target]:
     root = tmp_path_factory.mktemp(f"faults-{request.param}")
-    fault_file = root / "fault"
-    if request.param == "embedded":
-        server = start_nixery(
-            root / "registry", {"NIXERY_PKGS_PATH": str(PKGS), **crash_env(fault_file)}
-        )
-        try:
-            yield embedded_target(server, fault_file)
-        finally:
-            server.stop()
-        return
-    gcs = start_gcs_emulator(root / "gcs")
-    try:
-        stack = start_serverless(
-            root / "stack",
-            gcs=gcs,
-            firestore=session_emulator(request),
-            pkgs_path=PKGS,
-            extra_env=crash_env(fault_file),
-        )
-        try:
-            yield serverless_target(stack, fault_file)
-        finally:
-            stack.stop()
-    finally:
-        gcs.stop()
+    with running_target(request.param, root, request, crash_env(root / "fault")) as started:
+        yield started

@@ -7,8 +7,10 @@ embedded registry, the Firestore and GCS emulators for the serverless one),
 the Nix call log, and a way to kill the builder that is running now, by PID:
 the embedded registry's builders are found among the server's descendants
 (``python -m builder_job``), the serverless ones are the Cloud Run fake's
-running tasks. :meth:`Target.missing_blobs` is the invariant every crash test
-asserts: each manifest recorded anywhere names only blobs that are stored.
+running tasks. :meth:`Target.missing_blobs` is the invariant every crash
+test asserts: each manifest recorded anywhere names only blobs that are
+stored. :func:`running_target` starts either stack with extra settings (a
+short lease, the fault hook's file) and stops it afterwards.
 """
 
 from __future__ import annotations
@@ -19,17 +21,20 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import requests
 
 from blobstore.filesystem import FilesystemBlobStore
 from metastore.port import MetadataStore
 from metastore.records import BuildRecord
-from tests.support.nixery_server import NixeryServer
-from tests.support.serverless import ServerlessStack
+from tests.support.firestore_emulator import session_emulator
+from tests.support.gcs_emulator import start_gcs_emulator
+from tests.support.nixery_server import NixeryServer, start_nixery
+from tests.support.serverless import ServerlessStack, start_serverless
 
 DOCKER = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -87,6 +92,8 @@ class Target:
     _has_blob: Callable[[str], bool]
     _runs: Callable[[], int]
     _stored: Callable[[], set[str]]
+    #: Where the manifest-serving processes log (one file per process).
+    request_logs: tuple[Path, ...] = ()
 
     def pull(self, image: str, timeout_s: float = 600.0) -> requests.Response:
         return requests.get(
@@ -172,6 +179,7 @@ def embedded_target(server: NixeryServer, fault_file: Path) -> Target:
         _has_blob=lambda digest: blobs.size(digest) is not None,
         _runs=lambda: len({b.build_id for b in SqliteMetadataStore(database).recent_builds(1000)}),
         _stored=lambda: {f"sha256:{p.name}" for p in (storage / "blobs" / "sha256").iterdir()},
+        request_logs=(server.process.log_path,),
     )
 
 
@@ -202,4 +210,45 @@ def serverless_target(stack: ServerlessStack, fault_file: Path) -> Target:
             "sha256:" + name.rpartition("/")[2]
             for name in stack.gcs.object_names(stack.bucket, "blobs/sha256/")
         },
+        request_logs=tuple(f.process.log_path for f in stack.manifest_functions),
     )
+
+
+@contextlib.contextmanager
+def running_target(
+    kind: str,
+    root: Path,
+    request: pytest.FixtureRequest,
+    env: Mapping[str, str],
+    *,
+    manifest_processes: int = 1,
+) -> Iterator[Target]:
+    """The ``embedded`` or ``serverless`` registry serving tests/pkgs with
+    ``env`` added to every process's environment; ``NIXERY_FAULT_FILE``, if
+    given, is the target's fault file."""
+    from tests.conftest import PKGS
+
+    fault_file = Path(env.get("NIXERY_FAULT_FILE", root / "fault"))
+    if kind == "embedded":
+        server = start_nixery(root / "registry", {"NIXERY_PKGS_PATH": str(PKGS), **env})
+        try:
+            yield embedded_target(server, fault_file)
+        finally:
+            server.stop()
+        return
+    gcs = start_gcs_emulator(root / "gcs")
+    try:
+        stack = start_serverless(
+            root / "stack",
+            gcs=gcs,
+            firestore=session_emulator(request),
+            pkgs_path=PKGS,
+            manifest_processes=manifest_processes,
+            extra_env=env,
+        )
+        try:
+            yield serverless_target(stack, fault_file)
+        finally:
+            stack.stop()
+    finally:
+        gcs.stop()
