@@ -45,7 +45,7 @@ from nixspec.names import ALWAYS_INCLUDED, SHELL_PACKAGES
 from nixspec.sources import SourceResolver
 from nixspec.spec import SourceKind
 from ocimodel.errors import ErrorCode, RegistryError
-from registry.http import require_read
+from registry.http import count_param, require_read
 from registry.routes import Kind, Route
 from registry.settings import Settings
 
@@ -93,7 +93,8 @@ STYLE = Markup(
     "th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #dde2e8;"
     "vertical-align:top}.succeeded{color:#16794c}.failed{color:#b42318}"
     ".running,.pending{color:#175cd3}.abandoned{color:#b54708}h1 a{color:inherit;"
-    "text-decoration:none}nav a{margin-right:1em}</style>"
+    "text-decoration:none}nav a{margin-right:1em}"
+    "td:first-child,td:nth-child(4){white-space:nowrap}</style>"
 )
 
 
@@ -248,8 +249,8 @@ class Pages:
     def builds(self, request: Request) -> Markup:
         now = self.clock()
         wanted = request.args.get("state", "")
-        n = request.args.get("n", "")
-        rows = min(int(n), MAX_ROWS) if n.isdigit() and int(n) > 0 else DEFAULT_ROWS
+        n = count_param(request.args.get("n", ""))
+        rows = min(n, MAX_ROWS) if n else DEFAULT_ROWS
         records = self.metadata.recent_builds(MAX_ROWS if wanted else rows)
         if wanted:
             records = [b for b in records if shown_state(b, now) == wanted][:rows]

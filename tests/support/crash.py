@@ -94,6 +94,8 @@ class Target:
     _stored: Callable[[], set[str]]
     #: Where the manifest-serving processes log (one file per process).
     request_logs: tuple[Path, ...] = ()
+    #: Where builders have logged so far (embedded: they share the server's log).
+    builder_logs: Callable[[], list[Path]] = list
 
     def pull(self, image: str, timeout_s: float = 600.0) -> requests.Response:
         return requests.get(
@@ -180,6 +182,7 @@ def embedded_target(server: NixeryServer, fault_file: Path) -> Target:
         _runs=lambda: len({b.build_id for b in SqliteMetadataStore(database).recent_builds(1000)}),
         _stored=lambda: {f"sha256:{p.name}" for p in (storage / "blobs" / "sha256").iterdir()},
         request_logs=(server.process.log_path,),
+        builder_logs=lambda: [server.process.log_path],
     )
 
 
@@ -211,6 +214,7 @@ def serverless_target(stack: ServerlessStack, fault_file: Path) -> Target:
             for name in stack.gcs.object_names(stack.bucket, "blobs/sha256/")
         },
         request_logs=tuple(f.process.log_path for f in stack.manifest_functions),
+        builder_logs=lambda: [task.log_path for task in stack.cloud_run.tasks()],
     )
 
 
