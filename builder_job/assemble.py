@@ -8,6 +8,9 @@ the store. Then the customisation layer, the config, and the two manifests
 (Docker schema 2 and OCI), which only become visible when the caller records
 the image: blobs first, record last.
 
+Layers are compressed on every core (:mod:`builder_job.pgzip`) by one pool
+per process, shared by all the layers and builds of the process.
+
 Manifest order: the planned layers in the planner's order (most shared
 first, so images share a prefix: moby/moby#38446), then the customisation
 layer, which is specific to the image.
@@ -18,12 +21,15 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from blobstore.port import BlobStore
 from builder_job import customisation
+from builder_job.pgzip import default_threads
 from builder_job.tarlayer import Entry, PackedLayer, pack_layer
 from metastore.port import MetadataStore
 from metastore.records import ImageRecord, LayerRecord, StoredManifest
@@ -33,6 +39,19 @@ from ocimodel.mediatypes import MediaType
 LAYER_MEDIA_TYPE = MediaType.DOCKER_LAYER_GZIP
 SSL_CERT_FILE = "/etc/ssl/certs/ca-bundle.crt"
 PATH = "/bin:/usr/bin:/sbin:/usr/sbin"
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def compression_pool() -> Executor:
+    """The process's compression threads, one per core, made on first use."""
+    global _pool  # noqa: PLW0603
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(default_threads(), thread_name_prefix="gzip")
+        return _pool
 
 
 def paths_key(paths: Sequence[str]) -> str:
@@ -50,9 +69,12 @@ class LayerStats:
 class LayerWriter:
     """Packs layers into the blob store, through the layer cache."""
 
-    def __init__(self, store: BlobStore, metadata: MetadataStore) -> None:
+    def __init__(
+        self, store: BlobStore, metadata: MetadataStore, executor: Executor | None = None
+    ) -> None:
         self.store = store
         self.metadata = metadata
+        self.executor = executor
         self.stats = LayerStats()
 
     def _cached(self, key: str) -> LayerRecord | None:
@@ -65,7 +87,9 @@ class LayerWriter:
         fd, name = tempfile.mkstemp(dir=self.store.scratch_dir(), prefix="layer-")
         try:
             with os.fdopen(fd, "wb") as handle:
-                packed: PackedLayer = pack_layer(handle, paths, entries)
+                packed: PackedLayer = pack_layer(
+                    handle, paths, entries, executor=self.executor or compression_pool()
+                )
             self.store.put_file(packed.digest, Path(name), str(LAYER_MEDIA_TYPE))
         finally:
             Path(name).unlink(missing_ok=True)
