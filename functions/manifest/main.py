@@ -11,11 +11,14 @@ from flask import Request
 from werkzeug.wrappers import Response
 
 from registry.app import manifest_handler
+from registry.http import framework_not_found
 from registry.logs import configure_logging
 from registry.settings import Settings
 
 configure_logging()
 _handle = manifest_handler(Settings.from_env())
+# Paths the framework's catch-all route cannot match get a spec error too.
+functions_framework.errorhandler(404)(framework_not_found)
 
 
 @functions_framework.http

@@ -22,7 +22,11 @@ from registry.http import not_found, require_read
 from registry.routes import Kind, parse
 from registry.settings import Settings
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# ASCII digits only (``\d`` also matches other scripts' digits) and at most
+# 18 of them: a longer number cannot be a position in a blob, and ``int`` of
+# over 4300 digits raised (a 500). Such a header is ignored like any other
+# malformed one.
+_RANGE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})")
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -68,8 +72,9 @@ class BlobService:
         route = parse(request.path)
         if route.kind is Kind.UPLOAD:
             validate_name(route.name, self.settings.max_name_length)
-            require_read(request)
-            raise RegistryError(ErrorCode.UNSUPPORTED, "uploads are not supported")
+            require_read(request)  # every upload method is a write: 405 with Allow
+            # A read of an upload session: there are none (the spec's answer).
+            raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, "this registry takes no uploads")
         if route.kind is not Kind.BLOB:
             raise not_found(request.path)
         validate_name(route.name, self.settings.max_name_length)

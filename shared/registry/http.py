@@ -50,12 +50,38 @@ def require_read(request: Request) -> None:
         )
 
 
+def count_param(value: str) -> int | None:
+    """A query parameter that counts things (``?n=``): ASCII digits only, at
+    most nine of them; None otherwise. ``str.isdigit`` also accepts ``²`` and
+    ``٣`` (``int`` refuses the first), and ``int`` refuses more than 4300
+    digits: both were 500s."""
+    if 0 < len(value) <= 9 and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
 def not_found(path: str) -> RegistryError:
     return RegistryError(
         ErrorCode.NAME_UNKNOWN,
         "no such endpoint: the registry API lives under /v2/",
         detail={"path": path[:200]},
     )
+
+
+def framework_not_found(_error: Exception) -> Response:
+    """functions-framework's own 404, in the spec's envelope.
+
+    The framework routes every path to the function through one catch-all
+    rule, except paths that rule cannot match (one holding a newline, sent
+    as ``%0a``) and ``/robots.txt`` / ``/favicon.ico``; those got an HTML
+    page. Each function's ``main.py`` registers this as the framework's 404
+    handler (``functions_framework.errorhandler(404)``).
+    """
+    from flask import request
+
+    response = error_response(not_found(request.path))
+    response.headers[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
+    return response
 
 
 def guarded(handler: Handler) -> Handler:

@@ -31,7 +31,7 @@ from ocimodel.digest import looks_like_digest, parse_digest
 from ocimodel.errors import ErrorCode, RegistryError
 from ocimodel.mediatypes import negotiate
 from registry.builds import BuildCoordinator
-from registry.http import Handler, json_response, not_found, require_read
+from registry.http import Handler, count_param, json_response, not_found, require_read
 from registry.logs import TRACE, add_labels
 from registry.pages import PAGE_KINDS, Pages, with_build_link
 from registry.routes import Kind, Route, parse
@@ -105,8 +105,9 @@ class ManifestService:
             return json_response({})
         if route.kind is Kind.UPLOAD:
             validate_name(route.name, self.settings.max_name_length)
-            require_read(request)  # every upload method is a write: 405
-            raise RegistryError(ErrorCode.UNSUPPORTED, "uploads are not supported")
+            require_read(request)  # every upload method is a write: 405 with Allow
+            # A read of an upload session: there are none (the spec's answer).
+            raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, "this registry takes no uploads")
         if route.kind is Kind.TAGS:
             return self._tags(request, route)
         if route.kind is Kind.TRIGGER and self.trigger is not None:
@@ -171,7 +172,7 @@ class ManifestService:
         tags = ["latest"]
         last = request.args.get("last", "")
         tags = [t for t in tags if t > last]
-        n = request.args.get("n", "")
-        if n.isdigit():
-            tags = tags[: int(n)]
+        n = count_param(request.args.get("n", ""))
+        if n is not None:
+            tags = tags[:n]
         return json_response({"name": route.name, "tags": tags})
