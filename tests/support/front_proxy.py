@@ -71,6 +71,9 @@ def start_front_proxy(manifest: Sequence[str], blob: Sequence[str]) -> FrontProx
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without TCP_NODELAY the body
+        # waits for the client's delayed ACK (~40 ms per answer with a body).
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: object) -> None:
             return
