@@ -20,7 +20,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -28,6 +28,7 @@ from blobstore.port import BlobStore
 from builder_job import faults
 from builder_job.assemble import LayerWriter, assemble, runtime_for
 from builder_job.popularity import load_popularity
+from builder_job.tarlayer import Entry
 from launcher.port import BuildRequest
 from layering import split_layers
 from metastore.port import MetadataStore
@@ -37,6 +38,8 @@ from nixspec.graph import closure_size
 from nixspec.realise import NixSession
 from nixspec.runner import Deadline
 from ocimodel.errors import ErrorCode
+from ocimodel.image import LayerBlob
+from registry.limits import LimitExceeded, build_timeout
 from registry.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,8 @@ def build_error(exc: Exception) -> BuildError:
                 ],
             },
         )
+    if isinstance(exc, LimitExceeded):
+        return BuildError(exc.code.name, str(exc), detail=exc.detail)
     if isinstance(exc, NixTimeout):
         return BuildError(ErrorCode.UNAVAILABLE.name, f"build timed out: {exc}")
     if isinstance(exc, NixFailure):
@@ -85,6 +90,24 @@ def build_error(exc: Exception) -> BuildError:
     return BuildError(
         ErrorCode.UNKNOWN.name, f"internal builder error: {type(exc).__name__}: {exc}"
     )
+
+
+class TimedLayerWriter(LayerWriter):
+    """Checks the build's deadline (``NIXERY_BUILD_TIMEOUT_S``) before each layer."""
+
+    def __init__(
+        self, store: BlobStore, metadata: MetadataStore, deadline: Deadline, limit_s: float
+    ) -> None:
+        super().__init__(store, metadata)
+        self.deadline = deadline
+        self.limit_s = limit_s
+
+    def layer(
+        self, key: str, comment: str, paths: Sequence[str] = (), entries: Sequence[Entry] = ()
+    ) -> LayerBlob:
+        if self.deadline.remaining() <= 0:
+            raise build_timeout(self.limit_s)
+        return super().layer(key, comment, paths, entries)
 
 
 class Heartbeat:
@@ -119,9 +142,17 @@ def run_build(
     """Build the image of ``request`` and record the outcome; True on success."""
     spec = request.spec
     watch = Stopwatch()
-    session = NixSession(spec, Deadline(settings.nix_timeout_s), allow_unfree=settings.allow_unfree)
+    limits = settings.limits
+    # The whole build's deadline; Nix runs under the earlier of it and NIX_TIMEOUT.
+    deadline = Deadline(limits.build_timeout_s)
+    nix_deadline = Deadline(min(settings.nix_timeout_s, limits.build_timeout_s))
+    session = NixSession(spec, nix_deadline, allow_unfree=settings.allow_unfree)
     gcroots = settings.work_dir / "gcroots" / request.build_id
     gcroots.mkdir(parents=True, exist_ok=True)
+
+    def on_time() -> None:
+        if deadline.remaining() <= 0:
+            raise build_timeout(limits.build_timeout_s)
 
     def beat() -> None:
         metadata.heartbeat(
@@ -132,11 +163,20 @@ def run_build(
         with Heartbeat(beat, settings.lease_s):
             with watch.stage("resolve"):
                 resolved = session.resolve()
+            # Names were checked by the manifest function; the attributes they
+            # resolved to (``1password`` is ``_1password``) are checked here.
+            refused = limits.package_problem(r.attr_path for r in resolved)
+            if refused is not None:
+                raise LimitExceeded(ErrorCode.DENIED, *refused)
             with watch.stage("realise"):
                 session.realise(resolved, gcroots / "result")
+            on_time()
             package_paths = [p for r in resolved for p in r.out_paths]
             with watch.stage("closure"):
                 graph = session.closure(sorted(set(package_paths)))
+            size = closure_size(graph)
+            limits.check_closure(size)  # before anything is packed
+            on_time()
             with watch.stage("layering"):
                 plan = split_layers(
                     graph,
@@ -144,7 +184,10 @@ def run_build(
                     settings.layer_budget,
                     load_popularity(settings.popularity_url) or None,
                 )
-            writer = LayerWriter(faults.wrap_store(store), metadata)
+            on_time()
+            writer = TimedLayerWriter(
+                faults.wrap_store(store), metadata, deadline, limits.build_timeout_s
+            )
             with watch.stage("layers"):
                 image = assemble(
                     writer,
@@ -162,7 +205,7 @@ def run_build(
                     image,
                     now=time.time(),
                     timings=watch.timings,
-                    closure_size=closure_size(graph),
+                    closure_size=size,
                     layer_count=len(plan) + 1,
                     log_tail=session.log_tail(),
                 )
@@ -170,7 +213,9 @@ def run_build(
         return True
     except Exception as exc:
         error = build_error(exc)
-        if not isinstance(exc, NixError):
+        if isinstance(exc, NixTimeout) and deadline.remaining() <= 0:
+            error = build_error(build_timeout(limits.build_timeout_s))  # the binding limit
+        if not isinstance(exc, NixError | LimitExceeded):
             log.exception("build %s failed", request.build_id)
         else:
             log.warning("build %s failed: %s", request.build_id, error.message)

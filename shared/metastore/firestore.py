@@ -85,6 +85,7 @@ from urllib.parse import quote
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from metastore.lease import Decision, decide, new_build
 from metastore.records import (
@@ -342,6 +343,24 @@ class FirestoreMetadataStore:
     def get_build(self, build_id: str) -> BuildRecord | None:
         data = self._get(self._builds, build_id)
         return None if data is None else _build_from(data)
+
+    # -- counting, for the concurrency limits (registry.limits) ----------------
+    def active_builds(self, now: float) -> int:
+        """A range query on ``lease_expires_at`` (its automatic single-field
+        index): only builds leased within the last lease match, so this reads
+        the live builds plus the few that finished a moment ago."""
+        query = self._builds.where(filter=FieldFilter("lease_expires_at", ">", now)).select(
+            ["state"]
+        )
+        return sum(
+            1
+            for snap in query.stream(retry=RETRY, timeout=CALL_TIMEOUT_S)
+            if BuildState((snap.to_dict() or {}).get("state", "failed")).active
+        )
+
+    def current_build(self, cache_key: str) -> BuildRecord | None:
+        lease = self._get(self._leases, cache_key)
+        return None if lease is None else self.get_build(lease["build_id"])
 
     def heartbeat(
         self, build_id: str, *, now: float, lease_s: float, timings: dict[str, float] | None = None

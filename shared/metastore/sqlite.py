@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS builds (
     layer_count INTEGER NOT NULL DEFAULT 0, manifest_digest TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS builds_by_key ON builds (cache_key, created_at);
 CREATE INDEX IF NOT EXISTS builds_by_time ON builds (created_at);
+CREATE INDEX IF NOT EXISTS builds_by_lease ON builds (lease_expires_at);
 """
 
 _BUILD_COLUMNS = (
@@ -187,6 +188,22 @@ class SqliteMetadataStore:
                 ),
             )
             return Claim(build, won=True)
+
+    # -- counting, for the concurrency limits (registry.limits) ----------------
+    def active_builds(self, now: float) -> int:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT COUNT(*) FROM builds WHERE lease_expires_at > ? "
+                "AND state IN ('pending', 'running')",
+                (now,),
+            )
+            .fetchone()
+        )
+        return int(row[0])
+
+    def current_build(self, cache_key: str) -> BuildRecord | None:
+        return self._current(self._connection(), cache_key)
 
     def get_build(self, build_id: str) -> BuildRecord | None:
         row = (

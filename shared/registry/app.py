@@ -8,6 +8,7 @@ request only does its own work.
 from __future__ import annotations
 
 from registry import wiring
+from registry.auth import authenticator
 from registry.blobs import BlobService
 from registry.builds import BuildCoordinator
 from registry.http import Handler, guarded
@@ -24,6 +25,8 @@ def manifest_handler(settings: Settings) -> Handler:
         wait_s=settings.build_wait_s,
         start_s=settings.build_start_s,
         failure_ttl_s=settings.failure_ttl_s,
+        max_builds_per_instance=settings.limits.max_builds_per_instance,
+        max_builds=settings.limits.max_builds,
     )
     service = ManifestService(settings, metadata, resolver_for(settings), coordinator)
     if settings.trigger_audience:  # the prebuild trigger is off unless configured
@@ -32,8 +35,9 @@ def manifest_handler(settings: Settings) -> Handler:
         service.trigger = PrebuildTrigger(
             settings, metadata, service.resolver, coordinator.launcher
         ).handle
-    return guarded(service.handle)
+    return guarded(service.handle, authenticator(settings.auth))
 
 
 def blob_handler(settings: Settings) -> Handler:
-    return guarded(BlobService(settings, wiring.blob_store(settings)).handle)
+    store = wiring.blob_store(settings)
+    return guarded(BlobService(settings, store).handle, authenticator(settings.auth))

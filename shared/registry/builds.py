@@ -12,7 +12,9 @@ launches a new one). A new build's first lease is the start allowance
 once running, the builder renews a shorter lease (``NIXERY_LEASE_S``) with its
 heartbeat, so a crash is noticed quickly. Past the wait limit the client gets ``TOOMANYREQUESTS``
 with ``Retry-After`` while the build goes on, so the next pull gets the
-image.
+image. Starting a build (never following one) is refused with the same code
+past ``NIXERY_MAX_BUILDS_PER_INSTANCE`` or ``NIXERY_MAX_BUILDS``
+(:mod:`registry.limits`).
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from launcher.port import BuildRequest, Launcher, LaunchError
+from metastore.lease import Decision, decide
 from metastore.port import MetadataStore
 from metastore.records import BuildError, BuildRecord, BuildState, ImageRecord
 from nixspec.spec import ImageSpec
 from ocimodel.errors import ErrorCode, RegistryError
+from registry.limits import BuildCounter, InstanceBuilds, too_many_builds
 from registry.logs import add_labels
 
 log = logging.getLogger(__name__)
@@ -64,8 +68,35 @@ class BuildCoordinator:
     failure_ttl_s: float
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    # Builds this coordinator may start at once, and the registry in total
+    # (registry.limits); 0 is no limit.
+    max_builds_per_instance: int = 0
+    max_builds: int = 0
+    started: InstanceBuilds = field(default_factory=InstanceBuilds)
+
+    def _check_capacity(self, spec: ImageSpec, image_gone: bool) -> None:
+        """Refuse to *start* a build past a concurrency limit (429); following
+        a live build of the same image is always allowed."""
+        if not (self.max_builds or self.max_builds_per_instance):
+            return
+        counter = self.metadata
+        if not isinstance(counter, BuildCounter):
+            return  # a store that cannot count is not limited
+        now = self.clock()
+        refusal = None
+        limit = self.max_builds_per_instance
+        if limit and (mine := self.started.active(counter, now, limit)) >= limit:
+            refusal = too_many_builds("NIXERY_MAX_BUILDS_PER_INSTANCE", mine, limit, "here")
+        elif self.max_builds and (total := counter.active_builds(now)) >= self.max_builds:
+            refusal = too_many_builds("NIXERY_MAX_BUILDS", total, self.max_builds, "in total")
+        if refusal is None:
+            return
+        current = counter.current_build(spec.cache_key)
+        if decide(current, now, self.failure_ttl_s, image_gone) is Decision.TAKE:
+            raise refusal
 
     def _claim(self, spec: ImageSpec, trace: str, image_gone: bool = False) -> BuildRecord:
+        self._check_capacity(spec, image_gone)
         claim = self.metadata.claim_build(
             cache_key=spec.cache_key,
             build_id=new_build_id(self.clock),
@@ -80,6 +111,7 @@ class BuildCoordinator:
         if not claim.won:
             return claim.build
         build = claim.build
+        self.started.add(build.build_id)
         try:
             execution = self.launcher.launch(BuildRequest(build.build_id, spec, trace))
         except LaunchError as exc:

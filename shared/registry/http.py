@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from werkzeug.wrappers import Request, Response
 
@@ -84,15 +85,24 @@ def framework_not_found(_error: Exception) -> Response:
     return response
 
 
-def guarded(handler: Handler) -> Handler:
-    """Wrap a handler: spec errors rendered, internal errors logged as 500,
-    the API version header on every answer, the trace id in the logs."""
+class Gate(Protocol):
+    """Admits a request or raises a RegistryError (:class:`registry.auth.BasicAuth`)."""
+
+    def check(self, request: Request) -> None: ...
+
+
+def guarded(handler: Handler, gate: Gate | None = None) -> Handler:
+    """Wrap a handler: the gate (authentication) first, spec errors rendered,
+    internal errors logged as 500, the API version header on every answer,
+    the trace id in the logs."""
 
     def run(request: Request) -> Response:
         token = TRACE.set(trace_id(request.headers))
         # Threads serve request after request: labels must not leak to the next.
         labels = LABELS.set({})
         try:
+            if gate is not None:
+                gate.check(request)
             response = handler(request)
         except RegistryError as error:
             response = error_response(error)

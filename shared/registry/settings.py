@@ -25,6 +25,8 @@ from typing import TypeVar
 from nixspec.names import DEFAULT_MAX_NAME_LENGTH, DEFAULT_MAX_PACKAGES
 from nixspec.sources import DEFAULT_CHANNEL_BASE, ConfiguredSource
 from nixspec.spec import SourceKind
+from registry.auth import AuthSettings
+from registry.limits import Limits
 
 DEFAULT_CHANNEL = "nixos-unstable"
 DEFAULT_LAYER_BUDGET = 94  # Docker allows ~125 layers; leave room for users' own layers
@@ -84,6 +86,8 @@ class Settings:
     max_packages: int = DEFAULT_MAX_PACKAGES
     max_name_length: int = DEFAULT_MAX_NAME_LENGTH
     allow_unfree: bool = False
+    limits: Limits = field(default_factory=Limits)  # registry.limits: builds, time, size, lists
+    auth: AuthSettings = field(default_factory=AuthSettings)  # registry.auth: off by default
     build_wait_s: float = 600.0
     lease_s: float = 30.0
     build_start_s: float = 120.0
@@ -281,6 +285,8 @@ class Settings:
                 "a positive integer",
             ),
             allow_unfree=get("NIXERY_ALLOW_UNFREE", boolean, False, "true or false"),
+            limits=Limits.from_env(env, problems),
+            auth=AuthSettings.from_env(env, problems),
             build_wait_s=get("NIXERY_BUILD_WAIT_S", positive(float), 600.0, "a number of seconds"),
             lease_s=get("NIXERY_LEASE_S", positive(float), 30.0, "a number of seconds"),
             build_start_s=get(

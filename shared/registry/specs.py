@@ -16,9 +16,10 @@ def resolver_for(settings: Settings) -> SourceResolver:
 
 
 def spec_for(settings: Settings, resolver: SourceResolver, name: str, tag: str) -> ImageSpec:
-    """Raises ``RegistryError`` (NAME_INVALID, MANIFEST_UNKNOWN, UNAVAILABLE)."""
+    """Raises ``RegistryError`` (NAME_INVALID, MANIFEST_UNKNOWN, DENIED, UNAVAILABLE)."""
     parsed = parse_name(
         name, max_length=settings.max_name_length, max_packages=settings.max_packages
     )
     validate_tag(tag)
+    settings.limits.check_packages(parsed.packages)  # DENIED before any Nix call
     return ImageSpec(name, tag, parsed.packages, parsed.arch, resolver.resolve(tag))
