@@ -42,7 +42,7 @@ never change, so a size once seen is cached (bounded); absence is not, since
 a blob may appear any moment. :meth:`GcsBlobStore.read` streams ranged
 downloads pinned to the object's generation. :meth:`GcsBlobStore.redirect_url`
 is a V4 signed GET URL, signed by a :class:`blobstore.signing.Signer` and
-cached per digest (see :mod:`blobstore.signing`). With
+cached per digest (:class:`blobstore.urlcache.SignedUrlCache`). With
 ``STORAGE_EMULATOR_HOST`` set the client, and so every URL, points at the
 emulator.
 """
@@ -69,7 +69,8 @@ from google.cloud.storage.retry import (  # type: ignore[import-untyped]
     DEFAULT_RETRY_IF_GENERATION_SPECIFIED,
 )
 
-from blobstore.signing import SignedUrlCache, Signer, SigningCredentials
+from blobstore.signing import Signer, SigningCredentials
+from blobstore.urlcache import SignedUrlCache
 from ocimodel.digest import hex_part
 
 BLOB_PREFIX = "blobs/sha256/"

@@ -33,22 +33,15 @@ That is the :class:`Signer` port, with two adapters:
 ``google.auth.credentials.Signing`` it expects.
 
 A signing call costs a round trip (IAM) and every blob pull asks for a URL,
-so :class:`SignedUrlCache` keeps each digest's URL until only a fifth of its
-lifetime is left (with the default 600 s: reused for 480 s, and a client
-always gets at least 120 s to follow it). Concurrent misses for one digest
-sign once: they queue on one of a fixed set of lock stripes, so the locks
-never grow with the number of digests, and different digests sign in
-parallel. The cache holds a bounded number of URLs, least recently used
-dropped first.
+so each digest's URL is cached until only a fifth of its lifetime is left
+(:class:`blobstore.urlcache.SignedUrlCache`).
 """
 
 from __future__ import annotations
 
 import base64
 import threading
-import time
 import urllib.parse
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -62,12 +55,6 @@ from google.oauth2 import service_account
 
 DEFAULT_IAM_ENDPOINT = "https://iamcredentials.googleapis.com"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-#: Reuse a URL while more than this fraction of its lifetime is left.
-REFRESH_FRACTION = 0.2
-#: Enough for every layer of a few hundred hot images; a URL is ~600 bytes.
-MAX_CACHED_URLS = 4096
-#: Lock stripes: bounded memory, and unrelated digests rarely share one.
-LOCK_STRIPES = 64
 #: Answers worth another try: throttling and the server's own trouble.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 DEFAULT_IAM_RETRY = api_retry.Retry(
@@ -257,55 +244,3 @@ class SigningCredentials(google.auth.credentials.Signing):
     @property
     def signer(self) -> crypt.Signer:
         return _CryptSigner(self._signer)
-
-
-class SignedUrlCache:
-    """Signed URLs per key, reused until ``REFRESH_FRACTION`` of their
-    lifetime is left. ``clock`` is wall-clock seconds (injectable for tests)."""
-
-    def __init__(
-        self,
-        ttl_s: float,
-        *,
-        clock: Callable[[], float] = time.time,
-        max_entries: int = MAX_CACHED_URLS,
-    ) -> None:
-        self.ttl_s = ttl_s
-        self._reuse_s = ttl_s * (1 - REFRESH_FRACTION)
-        self._clock = clock
-        self._max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._stripes = [threading.Lock() for _ in range(LOCK_STRIPES)]
-
-    def _fresh(self, key: str) -> str | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            url, reuse_until = entry
-            if self._clock() >= reuse_until:
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return url
-
-    def get(self, key: str, make: Callable[[], str]) -> str:
-        """The cached URL for ``key``, or ``make()``'s, remembered."""
-        url = self._fresh(key)
-        if url is not None:
-            return url
-        with self._stripes[hash(key) % LOCK_STRIPES]:
-            url = self._fresh(key)  # another thread may have signed meanwhile
-            if url is not None:
-                return url
-            # The clock is read before signing: the URL's own lifetime starts
-            # at signing, so the cache never outlives it.
-            signed_at = self._clock()
-            url = make()
-            with self._lock:
-                self._entries[key] = (url, signed_at + self._reuse_s)
-                self._entries.move_to_end(key)
-                while len(self._entries) > self._max_entries:
-                    self._entries.popitem(last=False)
-            return url

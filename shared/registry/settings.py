@@ -3,7 +3,8 @@
 Upstream Nixery's variable names are kept where the meaning is the same
 (``PORT``, ``NIXERY_CHANNEL``, ``NIXERY_PKGS_REPO``, ``NIXERY_PKGS_PATH``,
 ``NIXERY_STORAGE_BACKEND``, ``STORAGE_PATH``, ``NIX_TIMEOUT``,
-``NIX_POPULARITY_URL``, ``GCS_BUCKET``); new settings are prefixed
+``NIX_POPULARITY_URL``, ``GCS_BUCKET``, and from its S3 backend ``S3_BUCKET``
+and ``AWS_REGION``); new settings are prefixed
 ``NIXERY_``. :func:`Settings.from_env` checks everything and raises one
 :class:`ConfigError` naming every problem at once, instead of stopping at the
 first (upstream exits the process from inside its parser).
@@ -33,6 +34,11 @@ DEFAULT_LAYER_BUDGET = 94  # Docker allows ~125 layers; leave room for users' ow
 STORAGE_BACKENDS = ("filesystem", "gcs", "s3")
 METADATA_BACKENDS = ("sqlite", "firestore")
 LAUNCHERS = ("local", "cloudrun")
+S3_CONDITIONAL_WRITES = ("auto", "on", "off")
+# S3 bucket names: 3-63 lowercase letters, digits, dots and hyphens, from and
+# to a letter or digit (MinIO, R2 and Ceph take the same).
+S3_BUCKET_PATTERN = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+S3_REGION_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # us-east-1, R2's "auto", MinIO's own
 DEFAULT_SIGNED_URL_TTL_S = 600  # upstream signed for 5 minutes; slow pulls outlived that
 MAX_SIGNED_URL_TTL_S = 7 * 24 * 3600  # the longest a V4 signed URL may live
 DEFAULT_IAM_ENDPOINT = "https://iamcredentials.googleapis.com"
@@ -99,6 +105,12 @@ class Settings:
     signed_url_ttl_s: int = DEFAULT_SIGNED_URL_TTL_S
     signing_service_account: str = ""
     iam_endpoint: str = DEFAULT_IAM_ENDPOINT
+
+    # NIXERY_STORAGE_BACKEND=s3 (blobstore.s3); credentials: the standard AWS chain.
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""  # "" = AWS (or boto3's own AWS_ENDPOINT_URL_S3)
+    s3_region: str = ""  # "" = the AWS chain's (AWS_DEFAULT_REGION, config file)
+    s3_conditional_writes: str = "auto"
 
     gcp_project: str = ""
     firestore_database: str = DEFAULT_FIRESTORE_DATABASE
@@ -203,10 +215,29 @@ class Settings:
             location = str(path)
 
         storage_backend = choice("NIXERY_STORAGE_BACKEND", STORAGE_BACKENDS, "filesystem")
-        default_metadata = "sqlite" if storage_backend == "filesystem" else "firestore"
+        # Firestore only by default next to Cloud Storage: S3 users are rarely on Google Cloud.
+        default_metadata = "firestore" if storage_backend == "gcs" else "sqlite"
         gcs_bucket = env.get("GCS_BUCKET", "").strip()
         if storage_backend == "gcs" and not gcs_bucket:
             problems.append("NIXERY_STORAGE_BACKEND=gcs needs GCS_BUCKET")
+        s3_bucket = env.get("S3_BUCKET", "").strip()
+        if storage_backend == "s3" and not s3_bucket:
+            problems.append("NIXERY_STORAGE_BACKEND=s3 needs S3_BUCKET")
+        if storage_backend == "s3" and s3_bucket and not S3_BUCKET_PATTERN.fullmatch(s3_bucket):
+            problems.append(
+                f"S3_BUCKET={s3_bucket!r} is not a bucket name: 3-63 lowercase letters, "
+                "digits, dots and hyphens"
+            )
+        s3_endpoint_url = env.get("NIXERY_S3_ENDPOINT_URL", "").strip()
+        if s3_endpoint_url and not s3_endpoint_url.startswith(("https://", "http://")):
+            problems.append(f"NIXERY_S3_ENDPOINT_URL={s3_endpoint_url!r} is not an http(s) URL")
+        s3_region = env.get("AWS_REGION", "").strip()
+        # Other tools set AWS_REGION too: judged only when it is ours to use.
+        if storage_backend == "s3" and s3_region and not S3_REGION_PATTERN.fullmatch(s3_region):
+            problems.append(f"AWS_REGION={s3_region!r} is not a region name")
+        s3_conditional_writes = choice(
+            "NIXERY_S3_CONDITIONAL_WRITES", S3_CONDITIONAL_WRITES, "auto"
+        )
         signed_url_ttl_s = get(
             "NIXERY_SIGNED_URL_TTL_S",
             positive(int),
@@ -215,8 +246,8 @@ class Settings:
         )
         if signed_url_ttl_s > MAX_SIGNED_URL_TTL_S:
             problems.append(
-                f"NIXERY_SIGNED_URL_TTL_S={signed_url_ttl_s}: a V4 signed URL lives at most "
-                f"{MAX_SIGNED_URL_TTL_S} s (7 days)"
+                f"NIXERY_SIGNED_URL_TTL_S={signed_url_ttl_s}: a V4 signed URL (GCS or S3) "
+                f"lives at most {MAX_SIGNED_URL_TTL_S} s (7 days)"
             )
         signing_service_account = env.get("NIXERY_SIGNING_SERVICE_ACCOUNT", "").strip()
         if signing_service_account and "@" not in signing_service_account:
@@ -299,6 +330,10 @@ class Settings:
                 "NIXERY_WORK_DIR", lambda raw: Path(raw).expanduser(), Path("/tmp/nixery-builds")
             ),
             gcs_bucket=gcs_bucket,
+            s3_bucket=s3_bucket,
+            s3_endpoint_url=s3_endpoint_url,
+            s3_region=s3_region,
+            s3_conditional_writes=s3_conditional_writes,
             gcp_project=env.get("GOOGLE_CLOUD_PROJECT", "").strip(),
             firestore_database=env.get("NIXERY_FIRESTORE_DATABASE", "").strip()
             or DEFAULT_FIRESTORE_DATABASE,

@@ -1,8 +1,8 @@
 """Adapters chosen by the settings: the one place that knows them all.
 
-Google Cloud adapters are imported only when configured, so the embedded
-registry never loads the Google client libraries and a function never loads
-what it does not use.
+Google Cloud and S3 adapters are imported only when configured, so the
+embedded registry never loads the Google client libraries or boto3, and a
+function never loads what it does not use.
 """
 
 from __future__ import annotations
@@ -30,6 +30,19 @@ def blob_store(settings: Settings) -> BlobStore:
         return GcsBlobStore(
             settings.gcs_bucket,
             signer=signer,
+            url_ttl_s=settings.signed_url_ttl_s,
+            scratch=settings.work_dir / "scratch",
+        )
+    if settings.storage_backend == "s3":
+        from blobstore.s3 import S3BlobStore, make_client
+
+        # The boto3 client (and with it the credential look-up) is made on first use.
+        return S3BlobStore(
+            settings.s3_bucket,
+            client_factory=lambda: make_client(
+                endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
+            ),
+            conditional_writes=settings.s3_conditional_writes,
             url_ttl_s=settings.signed_url_ttl_s,
             scratch=settings.work_dir / "scratch",
         )

@@ -19,6 +19,7 @@ import requests
 from blobstore.filesystem import FilesystemBlobStore
 from blobstore.port import BlobStore
 from ocimodel.digest import sha256_digest
+from tests.support.moto_server import moto_s3  # noqa: F401 (a fixture)
 
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 DATA = bytes(range(256)) * 40  # 10 KiB, every byte value
@@ -42,9 +43,17 @@ def _gcs(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     )
 
 
+def _s3(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    from blobstore.s3 import S3BlobStore
+
+    moto = request.getfixturevalue("moto_s3")
+    return S3BlobStore(moto.new_bucket(), client_factory=moto.client, scratch=tmp_path / "scratch")
+
+
 STORES: dict[str, Callable[[pytest.FixtureRequest, Path], BlobStore]] = {
     "filesystem": _filesystem,
     "gcs": _gcs,
+    "s3": _s3,
 }
 
 

@@ -184,7 +184,8 @@ def test_defaults() -> None:
 )
 def test_values(variable: str, raw: str, attribute: str, value: object) -> None:
     job = {"NIXERY_BUILDER_JOB": "projects/nixery-test/locations/europe-west1/jobs/builder"}
-    settings = Settings.from_env({**CHANNEL, **PROJECT, **job, variable: raw})
+    bucket = {"S3_BUCKET": "layers"}  # what the s3 backend needs besides
+    settings = Settings.from_env({**CHANNEL, **PROJECT, **job, **bucket, variable: raw})
     assert getattr(settings, attribute) == value
 
 
@@ -225,7 +226,7 @@ def test_metadata_path(env: dict[str, str], metadata_path: Path) -> None:
     [
         pytest.param({}, "sqlite", id="filesystem-sqlite"),
         pytest.param({"NIXERY_STORAGE_BACKEND": "gcs", "GCS_BUCKET": "b"}, "firestore", id="gcs"),
-        pytest.param({"NIXERY_STORAGE_BACKEND": "s3"}, "firestore", id="s3"),
+        pytest.param({"NIXERY_STORAGE_BACKEND": "s3", "S3_BUCKET": "layers"}, "sqlite", id="s3"),
         pytest.param(
             {
                 "NIXERY_STORAGE_BACKEND": "gcs",
