@@ -207,7 +207,3 @@ def test_fuzz_over_http(fuzzed_server: tuple[NixeryServer, Path, Path]) -> None:
     assert any(call[0] == "nix-instantiate" for call in calls)
     names = [name for call in calls for name in check_argv(call, str(work_dir))]
     assert names and all(PACKAGE.fullmatch(name) for name in names), names
-    print(
-        f"fuzz over HTTP: {len(batch)} requests, {refused} refused by gunicorn, "
-        f"{len(calls)} Nix calls checked, {len(set(names))} names reached Nix as JSON"
-    )
