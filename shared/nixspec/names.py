@@ -84,7 +84,9 @@ def validate_name(name: str, max_length: int = DEFAULT_MAX_NAME_LENGTH) -> str:
     """Check ``name`` against the spec's grammar and the length limit."""
     problem = ""
     if len(name) > max_length:
-        problem = f"name is {len(name)} characters, the limit is {max_length}"
+        problem = (
+            f"name is {len(name)} characters, the limit is {max_length} (NIXERY_MAX_NAME_LENGTH)"
+        )
     elif not _NAME.fullmatch(name):
         problem = (
             "name must be lowercase components of [a-z0-9] joined by '.', '_', '__' or '-', "
@@ -114,7 +116,9 @@ def parse_name(
     """
     problems: list[str] = []
     if len(name) > max_length:
-        problems.append(f"name is {len(name)} characters, the limit is {max_length}")
+        problems.append(
+            f"name is {len(name)} characters, the limit is {max_length} (NIXERY_MAX_NAME_LENGTH)"
+        )
     elif not _NAME.fullmatch(name):
         problems.append(
             "name must be lowercase components of [a-z0-9] joined by '.', '_', '__' or '-', "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from metastore.records import BuildRecord, BuildState
+from nixspec.names import validate_name
 from ocimodel.errors import ErrorCode, RegistryError
 from registry.limits import (
     DEFAULT_BUILD_TIMEOUT_S,
@@ -16,6 +17,7 @@ from registry.limits import (
     Limits,
 )
 from registry.settings import ConfigError, Settings
+from registry.specs import resolver_for, spec_for
 from tests.conftest import PKGS
 
 
@@ -143,3 +145,24 @@ def test_instance_builds_forget_finished_and_dead_ones() -> None:
     assert records.reads == 4
     assert started.active(records, now=50.0, enough=2) == 1  # forgotten: nothing to read
     assert records.reads == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "setting"),
+    [
+        ("a" * 300, "NIXERY_MAX_NAME_LENGTH"),
+        ("/".join(f"p{i}" for i in range(60)), "NIXERY_MAX_PACKAGES"),
+    ],
+)
+def test_name_limits_name_their_setting(name: str, setting: str) -> None:
+    settings = Settings.from_env({"NIXERY_PKGS_PATH": str(PKGS)})
+    with pytest.raises(RegistryError) as error:
+        spec_for(settings, resolver_for(settings), name, "latest")
+    assert error.value.code is ErrorCode.NAME_INVALID and error.value.status == 400
+    assert f"({setting})" in error.value.message
+
+
+def test_name_length_answer_of_validate_name() -> None:
+    with pytest.raises(RegistryError) as error:
+        validate_name("a" * 300)
+    assert "the limit is 255 (NIXERY_MAX_NAME_LENGTH)" in error.value.message
