@@ -76,3 +76,18 @@ def test_count_parameter_limits_tags(functions: Functions) -> None:
     assert json.loads(functions.request("GET", "/v2/shell/tags/list?n=²").get_data())["tags"] == [
         "latest"
     ]
+
+
+def test_deep_blob_paths_reaching_the_manifest_function_are_redirected(
+    functions: Functions,
+) -> None:
+    """The URL map can spell out names of at most four components; deeper
+    blob paths reach the manifest function, which sends them to the short
+    name (blobs are content-addressed)."""
+    digest = "sha256:" + "a" * 64
+    answer = functions.manifest.get(f"/v2/a/b/c/d/e/f/blobs/{digest}")
+    assert answer.status_code == 307
+    assert answer.headers["Location"] == f"/v2/a/blobs/{digest}"
+    bad = functions.manifest.get("/v2/a/b/c/d/e/f/blobs/sha256:zz")
+    assert bad.status_code == 400
+    assert json.loads(bad.data)["errors"][0]["code"] == "DIGEST_INVALID"
