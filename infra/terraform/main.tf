@@ -26,6 +26,16 @@ locals {
   builder_job_full_name = "projects/${var.project_id}/locations/${var.region}/jobs/${local.builder_job_name}"
   registry_url          = "https://${var.domain}"
 
+  # The prebuild trigger (scheduler.tf): its URL is also the OIDC audience.
+  # The schedule's account email is derived from its id, known before the
+  # account exists, so the function's environment does not wait for it.
+  prebuild_trigger_url     = "${local.registry_url}/_nixery/prebuild"
+  prebuild_scheduler_email = "${var.name}-prebuild@${var.project_id}.iam.gserviceaccount.com"
+  trigger_service_accounts = concat(
+    var.prebuild_trigger_service_accounts,
+    var.enable_prebuild_schedule ? [local.prebuild_scheduler_email] : [],
+  )
+
   # A pull waits for its build a little less than the manifest function may
   # run, so the answer (a manifest, or TOOMANYREQUESTS with Retry-After) is
   # always sent before the platform cuts the request.
@@ -80,8 +90,8 @@ locals {
   manifest_only_env = {
     NIXERY_LAUNCHER           = "cloudrun"
     NIXERY_BUILDER_JOB        = local.builder_job_full_name
-    NIXERY_TRIGGER_AUDIENCE   = length(var.prebuild_trigger_service_accounts) > 0 ? "${local.registry_url}/_nixery/prebuild" : ""
-    NIXERY_TRIGGER_ALLOWED_SA = join(",", var.prebuild_trigger_service_accounts)
+    NIXERY_TRIGGER_AUDIENCE   = length(local.trigger_service_accounts) > 0 ? local.prebuild_trigger_url : ""
+    NIXERY_TRIGGER_ALLOWED_SA = join(",", local.trigger_service_accounts)
   }
   blob_only_env = {
     NIXERY_SIGNING_SERVICE_ACCOUNT = google_service_account.blob.email

@@ -432,3 +432,46 @@ variable "enable_http_redirect" {
   default     = true
   description = "Answer http:// on port 80 with a redirect to https:// (a second forwarding rule, within the same hourly price)."
 }
+
+# -- Prebuild schedule (scheduler.tf) ------------------------------------------
+
+variable "enable_prebuild_schedule" {
+  type        = bool
+  default     = false
+  description = "Create a Cloud Scheduler job that calls the prebuild trigger with prebuild_images on prebuild_schedule."
+}
+
+variable "prebuild_images" {
+  type        = list(string)
+  default     = []
+  description = "Image names (tags allowed) the schedule prebuilds, e.g. [\"shell\", \"shell/git\"]."
+}
+
+variable "prebuild_schedule" {
+  type        = string
+  default     = "0 3 * * *"
+  description = "Cron schedule of the prebuild (Cloud Scheduler syntax)."
+}
+
+variable "prebuild_time_zone" {
+  type        = string
+  default     = "Etc/UTC"
+  description = "Time zone of prebuild_schedule (tz database name)."
+}
+
+variable "prebuild_tasks" {
+  type        = number
+  default     = 10
+  description = "Tasks of the builder job execution that splits the prebuild list."
+
+  validation {
+    condition     = var.prebuild_tasks >= 1 && var.prebuild_tasks <= 10000
+    error_message = "prebuild_tasks must be between 1 and 10000."
+  }
+}
+
+variable "prebuild_attempt_deadline_s" {
+  type        = number
+  default     = 120
+  description = "Seconds Cloud Scheduler waits for the trigger's answer (it starts the execution and answers; it does not wait for builds)."
+}
