@@ -16,6 +16,7 @@ instead of the parent's terminal (the CLI's progress display owns that).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -81,6 +82,17 @@ class LocalLauncher:
         self.processes[key] = process
         threading.Thread(target=self._reap, args=(key, process), daemon=True).start()
         return f"local/{process.pid}"
+
+    def wait_for_exit(self, build_id: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the builder of ``build_id`` to exit.
+        False at once when no builder of that build runs from here (the caller
+        sleeps instead); True after waiting, whether it exited or not."""
+        process = self.processes.get(build_id)
+        if process is None or process.poll() is not None:
+            return False
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout)
+        return True
 
     def _reap(self, build_id: str, process: subprocess.Popen[bytes]) -> None:
         process.wait()

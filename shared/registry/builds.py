@@ -127,6 +127,14 @@ class BuildCoordinator:
             log.info("build %s of %s launched as %s", build.build_id, spec.name, execution)
         return self.metadata.get_build(build.build_id) or build
 
+    def _pause(self, build_id: str, seconds: float) -> None:
+        """Wait until the next poll. A launcher that can tell when a builder it
+        started exits (``wait_for_exit``: the local one) ends the wait then, so
+        the answer follows the build at once instead of up to a poll later."""
+        wait_for_exit = getattr(self.launcher, "wait_for_exit", None)
+        if wait_for_exit is None or not wait_for_exit(build_id, seconds):
+            self.sleep(seconds)
+
     def obtain(self, spec: ImageSpec, trace: str = "") -> ImageRecord:
         """The image of ``spec``, building it if needed; raises RegistryError."""
         deadline = self.clock() + self.wait_s
@@ -153,6 +161,6 @@ class BuildCoordinator:
                     detail={"build": build.build_id},
                     headers={"Retry-After": str(RETRY_AFTER_S)},
                 )
-            self.sleep(min(delay, max(deadline - self.clock(), 0.0)))
+            self._pause(build.build_id, min(delay, max(deadline - self.clock(), 0.0)))
             delay = min(delay * 1.5, POLL_MAX_S)
             build = self.metadata.get_build(build.build_id) or build
