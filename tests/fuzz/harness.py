@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 import pytest
 from werkzeug.datastructures import Headers
@@ -112,7 +112,7 @@ class Functions:
             # over HTTP it is a path. Put it in the WSGI environ as a server does.
             raw, _, query = path.partition("?")
             overrides = {"PATH_INFO": unquote_to_bytes(raw).decode("latin-1")}
-            overrides["QUERY_STRING"] = query
+            overrides["QUERY_STRING"] = quote(query, safe="/%?=&:;@!$'()*+,~")
             path = "/"
         response: TestResponse = client.open(
             path,
@@ -163,7 +163,10 @@ def load_functions(env: Mapping[str, str], *, allow_unfree: bool = False) -> Ite
     try:
         yield Functions(manifest.test_client(), blob.test_client(), launcher, settings, records)
     finally:
-        root.handlers, root.level = saved_handlers, saved_level
+        # Only what was added here: pytest removes its own capture handlers
+        # at the end of each phase, and a stale copy of the list would keep them.
+        root.removeHandler(collector)
+        root.setLevel(saved_level)
         if saved_main is None:
             sys.modules.pop("main", None)
         else:
