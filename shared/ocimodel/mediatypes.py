@@ -18,6 +18,7 @@ order with ``application/json`` (Docker). All are parsed the same way.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from enum import StrEnum
 
@@ -51,9 +52,12 @@ def _parse(accept_headers: Iterable[str]) -> dict[str, float]:
                 key, _, value = param.partition("=")
                 if key.strip().lower() == "q":
                     try:
-                        q = min(max(float(value.strip()), 0.0), 1.0)
+                        q = float(value.strip())
                     except ValueError:
                         q = 0.0  # a malformed weight accepts nothing
+                    # "nan" and "inf" parse as floats: NaN compared as neither
+                    # more nor less than anything and accepted what it named.
+                    q = min(max(q, 0.0), 1.0) if math.isfinite(q) else 0.0
             ranges[media] = max(q, ranges.get(media, 0.0))
     return ranges
 

@@ -14,6 +14,8 @@ from tests.fuzz.harness import Functions, check_answer
 from tests.fuzz.seed import LAYER, LAYER_BYTES
 
 HUGE = "9" * 5000  # int() refuses more than 4300 digits
+DOCKER = "application/vnd.docker.distribution.manifest.v2+json"
+OCI = "application/vnd.oci.image.manifest.v1+json"
 
 FINDINGS = [
     # ?n= with a superscript digit: str.isdigit() is true, int() raised (500).
@@ -32,6 +34,10 @@ FINDINGS = [
     ("GET", "/v2/x/blobs/uploads/", {}, 404, "BLOB_UPLOAD_UNKNOWN"),
     ("HEAD", "/v2/x/blobs/uploads/abc", {}, 404, "BLOB_UPLOAD_UNKNOWN"),
     ("PATCH", "/v2/x/blobs/uploads/abc", {}, 405, "UNSUPPORTED"),
+    # q=nan parsed as a float and accepted the type it named (NaN is neither
+    # more nor less than 0); a non-finite weight now accepts nothing.
+    ("GET", "/v2/hello/manifests/latest", {"Accept": f"{DOCKER};q=nan"}, 404, "MANIFEST_UNKNOWN"),
+    ("GET", "/v2/hello/manifests/latest", {"Accept": f"{OCI};q=inf"}, 404, "MANIFEST_UNKNOWN"),
     # A newline in the path (%0a): functions-framework's catch-all route did
     # not match and Flask answered an HTML 404.
     ("GET", "/v2/a%0ab/manifests/latest", {}, 404, "NAME_UNKNOWN"),
