@@ -21,6 +21,7 @@ not have. So a fuzzed name costs a claim and a record, not a Nix process.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -202,6 +203,10 @@ def check_answer(method: str, path: str, response: Answer) -> None:
         assert response.get_data() == b"", context
     if status < 400:
         assert status in SUCCESS, context
+        digest = response.headers.get("Docker-Content-Digest")
+        if status == 200 and method == "GET" and digest:  # the bytes are what they claim
+            assert digest == "sha256:" + hashlib.sha256(response.get_data()).hexdigest(), context
+            assert response.headers.get("Content-Length") == str(len(response.get_data()))
         return
     assert response.headers.get("Content-Type") == "application/json", context
     if method == "HEAD":
