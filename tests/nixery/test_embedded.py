@@ -3,6 +3,7 @@ way to the functions answers exactly what the functions-framework apps answer.""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -51,6 +52,8 @@ def apps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
     monkeypatch.setenv("STORAGE_PATH", str(tmp_path / "storage"))
     monkeypatch.setenv("NIXERY_WORK_DIR", str(tmp_path / "work"))
     saved_main = sys.modules.get("main")
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level  # main.py configures logging
     create = functions_framework.create_app
     try:
         yield {
@@ -59,6 +62,7 @@ def apps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
             "blob": create("blob", str(FUNCTIONS_DIR / "blob" / "main.py")),  # type: ignore[no-untyped-call]
         }
     finally:
+        root.handlers, root.level = saved_handlers, saved_level
         if saved_main is None:
             sys.modules.pop("main", None)
         else:
