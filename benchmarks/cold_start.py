@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{median(values):.3f}",
             f"{max(values):.3f}",
             f"{median(values) - floor_s:+.3f}",
-            "yes" if max(values) <= 1.0 else "no",
+            "yes" if median(values) <= 1.0 else "no",
         ]
         for (config, target), values in times.items()
     ]
@@ -147,7 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{os.cpu_count()} cores; floor = functions-framework with a function answering 'ok'"
     )
     print(
-        table(["config", "function", "median s", "slowest s", "over the floor s", "<= 1 s"], rows)
+        table(
+            ["config", "function", "median s", "slowest s", "over the floor s", "median <= 1 s"],
+            rows,
+        )
     )
     return 0
 

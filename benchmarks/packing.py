@@ -16,7 +16,9 @@ realised with Nix, then packed, each on its own and all three as one layer:
   tar and gzip; one digest, nothing written to disk; ``tee`` only counts).
 
 Rounds alternate reference and ours per layer; the table gives the median
-wall time, the throughput (tar bytes per second), compressed sizes, and our
+wall time as throughput (tar bytes per second) and the CPU time (user +
+system of every process: the part a busy machine cannot blur), compressed
+sizes, and our
 peak RSS (memory flat in layer size: the 1 GiB layer needs no more than a
 341 MiB one). Target: at least 2x the reference's throughput, compressed
 size the same or smaller.
@@ -46,7 +48,13 @@ PACKAGES = ("large", "largeCompressible", "largeIncompressible")
 class Run:
     seconds: float
     compressed: int
+    cpu_seconds: float = 0.0  # user + system of every process involved
     peak_rss_mib: float = 0.0
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def reference(paths: Sequence[str], scratch: Path) -> Run:
@@ -54,7 +62,7 @@ def reference(paths: Sequence[str], scratch: Path) -> Run:
     script = (
         'tar --sort=name -C / -cf - "$@" | gzip -6 | tee >(wc -c > "$COUNT") | sha256sum >/dev/null'
     )
-    start = time.perf_counter()
+    cpu, start = children_cpu(), time.perf_counter()
     subprocess.run(
         ["bash", "-c", script, "reference", *(p.lstrip("/") for p in paths)],
         env={**os.environ, "COUNT": str(count)},
@@ -67,11 +75,11 @@ def reference(paths: Sequence[str], scratch: Path) -> Run:
             break
         time.sleep(0.01)
     count.unlink()
-    return Run(seconds, int(text))
+    return Run(seconds, int(text), children_cpu() - cpu)
 
 
 def ours(paths: Sequence[str], scratch: Path) -> Run:
-    start = time.perf_counter()
+    cpu, start = children_cpu(), time.perf_counter()
     child = subprocess.Popen(
         [sys.executable, __file__, "--child", str(scratch), *paths], stdout=subprocess.PIPE
     )
@@ -80,7 +88,7 @@ def ours(paths: Sequence[str], scratch: Path) -> Run:
     if child.returncode != 0:
         raise RuntimeError(f"packing failed with {child.returncode}")
     result = json.loads(out)
-    return Run(seconds, result["size"], peak_rss_mib=result["peak_rss_mib"])
+    return Run(seconds, result["size"], children_cpu() - cpu, result["peak_rss_mib"])
 
 
 def child(scratch: Path, paths: Sequence[str]) -> int:
@@ -150,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{size / ref_s / 1e6:.1f}",
                 f"{size / our_s / 1e6:.1f}",
                 fmt_ratio(ref_s, our_s),
+                f"{median([r.cpu_seconds for r in theirs[name]]):.1f}",
+                f"{median([r.cpu_seconds for r in mine[name]]):.1f}",
                 f"{theirs[name][0].compressed:,}",
                 f"{mine[name][0].compressed:,}",
                 f"{mine[name][0].compressed / theirs[name][0].compressed:.4f}",
@@ -168,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "tar, gzip -6, sha256sum",
                 "ours",
                 "speed-up",
+                "reference CPU s",
+                "our CPU s",
                 "gzip -6 bytes",
                 "our bytes",
                 "size ratio",

@@ -27,6 +27,7 @@ segments are in flight: memory stays flat in layer size.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 from collections import deque
@@ -102,8 +103,12 @@ class ParallelGzipWriter:
 
     ``executor`` compresses the members (a build shares one across its
     layers); without one, a private pool of ``threads`` threads (default: one
-    per core; 0 compresses inline). :meth:`close` writes the last member; it
-    does not close ``target``."""
+    per core; 0 does everything inline). One more thread of the writer's own
+    takes the segments in order: it hashes the input (:attr:`raw_digest`, the
+    diff_id of a layer), waits for each member, writes it to ``target`` and
+    hashes the output (:attr:`digest`), so the caller's thread only cuts the
+    input. :meth:`close` writes the last member; it does not close
+    ``target``."""
 
     def __init__(
         self,
@@ -116,38 +121,81 @@ class ParallelGzipWriter:
         self._target = target
         self._level = level
         count = default_threads() if threads is None else threads
-        self._own: ThreadPoolExecutor | None = None
-        if executor is None:
-            if count > 0:
-                self._own = ThreadPoolExecutor(count, thread_name_prefix="gzip")
-                executor = self._own
-            else:
-                executor = _Inline()
+        self._own: list[ThreadPoolExecutor] = []
+        if count > 0:
+            self._sequencer: Executor = self._pool(1, "gzip-out")
+            executor = executor or self._pool(count, "gzip")
+        else:
+            self._sequencer = executor = _Inline()
         self._executor = executor
         self._in_flight = max(count, 1) + 2
-        self._pending: deque[Future[Member]] = deque()
-        self._buffer = bytearray()
+        self._pending: deque[Future[None]] = deque()
+        self._pieces: deque[bytes | memoryview] = deque()
+        self._held = 0
         self._members = 0
         self._closed = False
+        self._raw_hash = hashlib.sha256()
+        self._hash = hashlib.sha256()
+        self.raw_size = 0
+        self.size = 0
+
+    def _pool(self, threads: int, name: str) -> ThreadPoolExecutor:
+        pool = ThreadPoolExecutor(threads, thread_name_prefix=name)
+        self._own.append(pool)
+        return pool
+
+    @property
+    def raw_digest(self) -> str:
+        """``sha256:`` of everything written (complete after :meth:`close`)."""
+        return "sha256:" + self._raw_hash.hexdigest()
+
+    @property
+    def digest(self) -> str:
+        """``sha256:`` of the gzip stream (complete after :meth:`close`)."""
+        return "sha256:" + self._hash.hexdigest()
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        self._buffer += data
-        if len(self._buffer) >= BLOCK:
-            with memoryview(self._buffer) as view:
-                start = 0
-                while len(self._buffer) - start >= BLOCK:
-                    self._submit(bytes(view[start : start + BLOCK]))
-                    start += BLOCK
-            del self._buffer[:start]
-        return len(data)
+        length = len(data)
+        if length:
+            # bytes are immutable and kept as they are; anything else may be reused.
+            self._pieces.append(data if isinstance(data, bytes) else bytes(data))
+            self._held += length
+            while self._held >= BLOCK:
+                self._submit(self._take(BLOCK))
+        return length
+
+    def _take(self, size: int) -> bytes:
+        """The first ``size`` bytes held, as one block."""
+        parts: list[bytes | memoryview] = []
+        while size:
+            piece = self._pieces[0]
+            if len(piece) <= size:
+                parts.append(self._pieces.popleft())
+                size -= len(piece)
+            else:
+                view = memoryview(piece)
+                parts.append(view[:size])
+                self._pieces[0] = view[size:]
+                size = 0
+        block = b"".join(parts)
+        self._held -= len(block)
+        return block
 
     def _submit(self, block: bytes) -> None:
         while len(self._pending) >= self._in_flight:
-            self._target.write(self._pending.popleft().result())
-        self._pending.append(self._executor.submit(gzip_member, block, self._level))
+            self._pending.popleft().result()
+        member = self._executor.submit(gzip_member, block, self._level)
+        self._pending.append(self._sequencer.submit(self._sequence, block, member))
         self._members += 1
-        while self._pending and self._pending[0].done():
-            self._target.write(self._pending.popleft().result())
+
+    def _sequence(self, block: bytes, member: Future[Member]) -> None:
+        """In order, one segment at a time (the sequencer thread)."""
+        self._raw_hash.update(block)
+        self.raw_size += len(block)
+        data = member.result()
+        self._target.write(data)
+        self._hash.update(data)
+        self.size += len(data)
 
     def flush(self) -> None:
         """Nothing to do: members are written as they complete."""
@@ -159,22 +207,22 @@ class ParallelGzipWriter:
             return
         self._closed = True
         try:
-            if self._buffer or self._members == 0:
-                self._submit(bytes(self._buffer))
-                self._buffer.clear()
+            if self._held or self._members == 0:
+                self._submit(self._take(self._held))
             while self._pending:
-                self._target.write(self._pending.popleft().result())
+                self._pending.popleft().result()
         finally:
             self.abort()
 
     def abort(self) -> None:
-        """Stop without finishing (the output is to be discarded)."""
+        """Stop without finishing (the output is to be discarded); nothing is
+        written to ``target`` once this returns."""
         self._closed = True
         for future in self._pending:
             future.cancel()
         self._pending.clear()
-        if self._own is not None:
-            self._own.shutdown(wait=True, cancel_futures=True)
+        for pool in self._own:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> ParallelGzipWriter:
         return self

@@ -16,10 +16,10 @@ only on its content and is shared across images and rebuilds. Hence:
   cores in segments whose bytes do not depend on the core count
   (:mod:`builder_job.pgzip`).
 
-Bytes pass through :class:`HashingWriter` sinks on their way to a file:
-one before gzip (the diff_id, sha256 of the tar) and one after (the blob
-digest and size), so nothing is read twice and nothing is held in memory
-beyond a few segments. File contents are copied in 1 MiB reads (tarfile's
+Both digests are computed as the bytes pass, by the gzip writer's own
+thread: the diff_id (sha256 of the tar) and the blob digest and size (of the
+gzip stream), so nothing is read twice and nothing is held in memory beyond
+a few segments (:class:`HashingWriter` is the same sink for a plain stream). File contents are copied in 1 MiB reads (tarfile's
 default is 16 KiB) and the tar is written directly, not through tarfile's
 stream mode, which re-slices its buffer on every write.
 
@@ -157,16 +157,9 @@ def pack_layer(
 
     ``executor`` (shared by a build's layers) or ``threads`` (a private pool;
     0 compresses inline) run the compression; the bytes are the same either way."""
-    compressed = HashingWriter(target)
-    with ParallelGzipWriter(
-        compressed,  # type: ignore[arg-type]
-        level,
-        threads=threads,
-        executor=executor,
-    ) as gz:
-        uncompressed = HashingWriter(gz)  # type: ignore[arg-type]
-        write_tar(uncompressed, store_paths, entries)  # type: ignore[arg-type]
-    return PackedLayer(compressed.digest, compressed.size, uncompressed.digest)
+    with ParallelGzipWriter(target, level, threads=threads, executor=executor) as gz:
+        write_tar(gz, store_paths, entries)  # type: ignore[arg-type]
+    return PackedLayer(gz.digest, gz.size, gz.raw_digest)
 
 
 class _Counting:
