@@ -59,14 +59,18 @@ def firestore(request: pytest.FixtureRequest) -> FirestoreEmulator:
     return session_emulator(request)
 
 
+def error(kind: type[gexc.GoogleAPICallError]) -> gexc.GoogleAPICallError:
+    return kind("injected")  # type: ignore[no-untyped-call]
+
+
 def test_the_retry_helpers_back_off_with_full_jitter() -> None:
     """What the adapters pass as ``retry=``: the libraries' own helpers."""
     retry = firestore_adapter.RETRY
     assert isinstance(retry, Retry)
-    for transient in (gexc.ServiceUnavailable("x"), gexc.DeadlineExceeded("x"), gexc.Aborted("x")):
-        assert retry._predicate(transient)
-    for final in (gexc.NotFound("x"), gexc.AlreadyExists("x"), gexc.FailedPrecondition("x")):
-        assert not retry._predicate(final)  # a lost race is an answer, not a fault
+    for transient in (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.Aborted):
+        assert retry._predicate(error(transient))
+    for final in (gexc.NotFound, gexc.AlreadyExists, gexc.FailedPrecondition):
+        assert not retry._predicate(error(final))  # a lost race is an answer, not a fault
     assert isinstance(DEFAULT_RETRY, Retry)
     # Conditional: the same policy, applied only when a precondition makes a repeat harmless.
     assert DEFAULT_RETRY_IF_GENERATION_SPECIFIED.retry_policy is DEFAULT_RETRY
@@ -76,7 +80,7 @@ def test_the_retry_helpers_back_off_with_full_jitter() -> None:
     assert DEFAULT_RETRY_IF_GENERATION_SPECIFIED.get_retry_policy_if_conditions_met(
         query_params={"ifGenerationMatch": 0}
     )
-    assert DEFAULT_RETRY._predicate(gexc.ServiceUnavailable("x"))
+    assert DEFAULT_RETRY._predicate(error(gexc.ServiceUnavailable))
     assert DEFAULT_RETRY._predicate(requests.ConnectionError("reset"))
     # Full jitter: each pause is uniform in [0, cap], the cap doubling up to a maximum.
     random.seed(8)
