@@ -60,7 +60,7 @@ def firestore(request: pytest.FixtureRequest) -> FirestoreEmulator:
 
 
 def error(kind: type[gexc.GoogleAPICallError]) -> gexc.GoogleAPICallError:
-    return kind("injected")  # type: ignore[no-untyped-call]
+    return kind("injected")
 
 
 def test_the_retry_helpers_back_off_with_full_jitter() -> None:
