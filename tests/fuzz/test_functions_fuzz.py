@@ -105,7 +105,7 @@ def test_mutated_requests_get_spec_answers(functions: Functions) -> None:
     """Volume: valid requests mutated one to three times, from one seed
     (``NIXERY_FUZZ_SEED`` replays a run)."""
     seed = int(os.environ.get("NIXERY_FUZZ_SEED", "0")) or int(time.time())
-    for index, request in enumerate(mutator.generate(seed, SCALE * 30, KNOWN)):
+    for index, request in enumerate(mutator.generate(seed, SCALE * 100, KNOWN)):
         try:
             send(functions, request)
         except AssertionError as exc:
