@@ -19,9 +19,10 @@ only on its content and is shared across images and rebuilds. Hence:
 Both digests are computed as the bytes pass, by the gzip writer's own
 thread: the diff_id (sha256 of the tar) and the blob digest and size (of the
 gzip stream), so nothing is read twice and nothing is held in memory beyond
-a few segments (:class:`HashingWriter` is the same sink for a plain stream). File contents are copied in 1 MiB reads (tarfile's
-default is 16 KiB) and the tar is written directly, not through tarfile's
-stream mode, which re-slices its buffer on every write.
+a few segments (:class:`HashingWriter` is the same sink for a plain stream).
+File contents are copied in 1 MiB reads (tarfile's default is 16 KiB) and the
+tar is written directly, not through tarfile's stream mode, which re-slices
+its buffer on every write.
 
 :class:`Entry` is also how the customisation layer describes its synthetic
 symlinks and directories (:mod:`builder_job.customisation`).
