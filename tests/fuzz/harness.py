@@ -107,6 +107,9 @@ class Functions:
         client = self.blob if route.kind is Kind.BLOB else self.manifest
         self.requests += 1
         COUNTS["in-process"] += 1
+        # A client percent-encodes these; URL parsing (the test client's
+        # urlsplit) would drop them and could turn "/\t/x" into "//x".
+        path = path.replace("\t", "%09").replace("\n", "%0A").replace("\r", "%0D")
         overrides = {}
         if path.startswith("//"):
             # The test client would read "//host/..." as a URL with a host;
