@@ -1,8 +1,11 @@
 """Building the two handlers from settings: what each function's main.py calls.
 
 Everything expensive (settings, adapters, clients, the source resolver)
-is built once per process, at import of the function's ``main.py``, so a
-request only does its own work.
+is built once per process, so a request only does its own work: settings
+and the services at import of the function's ``main.py``, the storage and
+metadata adapters (and their Google client libraries) on a background thread
+started by the first request (:mod:`registry.lazy`), so ``/v2/`` answers
+without waiting for them.
 """
 
 from __future__ import annotations
@@ -12,16 +15,18 @@ from registry.auth import authenticator
 from registry.blobs import BlobService
 from registry.builds import BuildCoordinator
 from registry.http import Handler, guarded
+from registry.lazy import kicking, lazy
 from registry.manifests import ManifestService
 from registry.settings import Settings
 from registry.specs import resolver_for
 
 
 def manifest_handler(settings: Settings) -> Handler:
-    metadata = wiring.metadata_store(settings)
+    metadata, metadata_stand_in = lazy(lambda: wiring.metadata_store(settings), "metadata store")
+    launcher, launcher_stand_in = lazy(lambda: wiring.launcher(settings), "launcher")
     coordinator = BuildCoordinator(
         metadata=metadata,
-        launcher=wiring.launcher(settings),
+        launcher=launcher,
         wait_s=settings.build_wait_s,
         start_s=settings.build_start_s,
         failure_ttl_s=settings.failure_ttl_s,
@@ -35,9 +40,12 @@ def manifest_handler(settings: Settings) -> Handler:
         service.trigger = PrebuildTrigger(
             settings, metadata, service.resolver, coordinator.launcher
         ).handle
-    return guarded(service.handle, authenticator(settings.auth))
+    return guarded(
+        kicking(service.handle, metadata_stand_in, launcher_stand_in), authenticator(settings.auth)
+    )
 
 
 def blob_handler(settings: Settings) -> Handler:
-    store = wiring.blob_store(settings)
-    return guarded(BlobService(settings, store).handle, authenticator(settings.auth))
+    store, store_stand_in = lazy(lambda: wiring.blob_store(settings), "blob store")
+    handler = kicking(BlobService(settings, store).handle, store_stand_in)
+    return guarded(handler, authenticator(settings.auth))
