@@ -58,3 +58,16 @@ def shared_registry(nix: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield server
     finally:
         server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test's report names every server of the suite that died
+    under it (a refused connection then says why), with its log tail."""
+    from tests.support.procs import died_unexpectedly
+
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed:
+        for text in died_unexpectedly():
+            report.sections.append(("servers that died", text))

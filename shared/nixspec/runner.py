@@ -80,12 +80,29 @@ def _signal_all(pids: list[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
+def _wait_unreaped(pid: int, timeout: float) -> None:
+    """Wait up to ``timeout`` s for child ``pid`` to exit, leaving it a zombie."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+        except ChildProcessError:
+            return
+        time.sleep(0.02)
+
+
 def _kill_tree(process: subprocess.Popen[str]) -> None:
-    tree = _descendants(process.pid)
-    _signal_all(tree, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=KILL_GRACE_S)
-    _signal_all(tree, signal.SIGKILL)
+    """SIGTERM the tree, then SIGKILL what is left of it, then reap.
+
+    The leader is not reaped until its group has been killed: a reaped
+    leader's PID (its group's ID) can be handed to a new process, and a late
+    ``killpg`` would then hit that stranger. PIDs are signalled as a fresh
+    /proc walk finds them, for the same reason.
+    """
+    _signal_all(_descendants(process.pid), signal.SIGTERM)
+    _wait_unreaped(process.pid, KILL_GRACE_S)
+    _signal_all(_descendants(process.pid), signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
 

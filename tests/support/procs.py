@@ -48,7 +48,7 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-@dataclass
+@dataclass(eq=False)
 class ServerProcess:
     """A started server: its Popen, its log file and a name for messages."""
 
@@ -64,14 +64,29 @@ class ServerProcess:
         return self.popen.pid
 
     def alive(self) -> bool:
-        return self.popen.poll() is None
+        return self.exit_status() is None
+
+    def exit_status(self) -> str | None:
+        """How the server ended (None while it runs), without reaping it:
+        until :meth:`stop` reaps it, its PID (its group's ID) stays ours."""
+        if self.popen.returncode is not None:
+            return f"exited with {self.popen.returncode}"
+        try:
+            ended = os.waitid(os.P_PID, self.popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return "reaped elsewhere"
+        if ended is None:
+            return None
+        if ended.si_code == os.CLD_EXITED:
+            return f"exited with {ended.si_status}"
+        return f"killed by signal {ended.si_status}"
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         return tail(self.log_path, lines)
 
     def failure(self, message: str) -> ProcessFailure:
         """An assertion error naming this server, with its log tail."""
-        state = "running" if self.alive() else f"exited with {self.popen.returncode}"
+        state = self.exit_status() or "running"
         return ProcessFailure(
             f"{self.name} (pid {self.pid}, {state}): {message}\n"
             f"--- last lines of {self.log_path} ---\n{self.log_tail()}"
@@ -82,9 +97,15 @@ class ServerProcess:
         if self.stopped:
             return
         self.stopped = True
+        with contextlib.suppress(ValueError):
+            STARTED.remove(self)
         stop_pid(self.popen, grace=grace)
         if self.owned_path is not None:
             kill_pids(pids_referencing(self.owned_path), grace=grace)
+
+
+#: Servers started and not stopped yet (for failure reports).
+STARTED: list[ServerProcess] = []
 
 
 def start_server(
@@ -108,7 +129,20 @@ def start_server(
             cwd=cwd,
             start_new_session=True,
         )
-    return ServerProcess(name=name, popen=popen, log_path=log_path, owned_path=owned_path)
+    server = ServerProcess(name=name, popen=popen, log_path=log_path, owned_path=owned_path)
+    STARTED.append(server)
+    return server
+
+
+def died_unexpectedly() -> list[str]:
+    """For a failure report: each started, not yet stopped server that is no
+    longer running, with how it ended and its log tail."""
+    return [
+        f"{server.name} (pid {server.pid}) {status}\n"
+        f"--- last lines of {server.log_path} ---\n{server.log_tail()}"
+        for server in list(STARTED)
+        if (status := server.exit_status()) is not None
+    ]
 
 
 def wait_until(
@@ -164,18 +198,35 @@ def stop_pid(popen: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     PID is then its process group ID), so the group holds only its children.
     """
     pgid = popen.pid
-    if popen.poll() is None:
+    if popen.returncode is None:  # not reaped: its PID (the group's ID) is still ours
         with contextlib.suppress(ProcessLookupError):
             os.kill(popen.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            popen.wait(timeout=grace)
-    # Whatever is left of the group (children that ignored the leader's exit).
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+        _wait_unreaped(popen.pid, grace)
+        # Whatever is left of the group (children that ignored the leader's
+        # exit), killed before the leader is reaped: once reaped, its PID may
+        # be given to a new process (pid_max is 32768 here) and a late killpg
+        # would kill that one, e.g. the next test's server.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    elif group_members(pgid):  # reaped already, but a live member keeps the ID reserved
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
     popen.wait()
     # SIGKILL is delivered asynchronously: wait until no member still runs.
     deadline = time.monotonic() + 10.0
     while group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _wait_unreaped(pid: int, timeout: float) -> None:
+    """Wait up to ``timeout`` s for child ``pid`` to exit, leaving it a zombie."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+        except ChildProcessError:
+            return
         time.sleep(0.02)
 
 
