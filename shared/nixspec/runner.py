@@ -80,7 +80,7 @@ def _signal_all(pids: list[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def _wait_unreaped(pid: int, timeout: float) -> None:
+def wait_unreaped(pid: int, timeout: float) -> None:
     """Wait up to ``timeout`` s for child ``pid`` to exit, leaving it a zombie."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -101,7 +101,7 @@ def _kill_tree(process: subprocess.Popen[str]) -> None:
     /proc walk finds them, for the same reason.
     """
     _signal_all(_descendants(process.pid), signal.SIGTERM)
-    _wait_unreaped(process.pid, KILL_GRACE_S)
+    wait_unreaped(process.pid, KILL_GRACE_S)
     _signal_all(_descendants(process.pid), signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import requests
 
+from nixspec.runner import wait_unreaped
+
 LOG_TAIL_LINES = 40
 
 
@@ -201,7 +203,7 @@ def stop_pid(popen: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     if popen.returncode is None:  # not reaped: its PID (the group's ID) is still ours
         with contextlib.suppress(ProcessLookupError):
             os.kill(popen.pid, signal.SIGTERM)
-        _wait_unreaped(popen.pid, grace)
+        wait_unreaped(popen.pid, grace)
         # Whatever is left of the group (children that ignored the leader's
         # exit), killed before the leader is reaped: once reaped, its PID may
         # be given to a new process (pid_max is 32768 here) and a late killpg
@@ -215,18 +217,6 @@ def stop_pid(popen: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     # SIGKILL is delivered asynchronously: wait until no member still runs.
     deadline = time.monotonic() + 10.0
     while group_members(pgid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
-def _wait_unreaped(pid: int, timeout: float) -> None:
-    """Wait up to ``timeout`` s for child ``pid`` to exit, leaving it a zombie."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                return
-        except ChildProcessError:
-            return
         time.sleep(0.02)
 
 
