@@ -1,24 +1,6 @@
 """Metadata in Firestore (native mode): the serverless adapter.
 
-Document layout (every collection name starts with a configurable prefix,
-``nixery-`` by default, so several registries can share one database)::
-
-    <prefix>manifests/<digest>   media_type, data (bytes)           content-addressed
-    <prefix>images/<cache_key>   cache_key, build_id, created_at,
-                                 manifests: [{media_type, digest}]  sorted by media type
-    <prefix>layers/<key>         key, digest, size, diff_id         first writer wins
-    <prefix>builds/<build_id>    every BuildRecord field, error as
-                                 {code, message, detail (JSON)},
-                                 expire_at                          TTL
-    <prefix>leases/<cache_key>   build_id, cache_key, updated_at,
-                                 failure_ttl_s, expire_at           TTL
-
-Times the registry reasons about (``created_at``, ``lease_expires_at``,
-``finished_at`` ...) are the callers' float seconds, stored as doubles so they
-come back exactly; only ``expire_at`` is a Firestore timestamp, because TTL
-policies need one. Document IDs are the keys themselves (hex digests pass
-unchanged); a key Firestore would refuse (``/``, ``.``, ``__x__``) is
-percent-escaped.
+Documents, their fields and their TTL: :mod:`metastore.firestore_schema`.
 
 The claim: optimistic, without a transaction
     A lease document per cache key points at the key's current build, so
@@ -48,17 +30,6 @@ Other writes
     between, and holds no transaction locks. ``fail_build`` is a transaction
     (build and lease): it never overwrites a succeeded build.
 
-TTL (see :data:`TTL_FIELDS`)
-    Firestore deletes a document some time (up to about a day) after its
-    ``expire_at``. Correctness never depends on it: the emulator applies no
-    TTL at all, and the decision rule compares the stored float times. A
-    deleted lease reads as "no build" (take), which is what the rule would
-    decide anyway once a lease is that old: a build record expires
-    ``retention_s`` after its last write, a lease ``retention_s`` after its
-    claim, and a failed build's lease ``failure_ttl_s`` after the failure
-    (after that a pull retries the build in any case). Images, manifests
-    and layers never expire: they are the cache.
-
 Retries
     Every call carries :data:`RETRY` (truncated exponential backoff with full
     jitter on transient errors), transactions included: an aborted one is
@@ -74,19 +45,25 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
-import re
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from metastore.firestore_schema import (
+    DEFAULT_PREFIX,
+    build_fields,
+    build_from,
+    data_of,
+    doc_id,
+    error_fields,
+    timestamp,
+)
 from metastore.lease import Decision, decide, new_build
 from metastore.records import (
     BuildError,
@@ -102,24 +79,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_PREFIX = "nixery-"
 DEFAULT_RETENTION_S = 30 * 24 * 3600.0  # build records: long enough to look a pull's build up
 TRANSACTION_ATTEMPTS = 1  # retried with jitter by RETRY instead: see "Retries" above
 CLAIM_ROUNDS = 20  # read-decide-write rounds; each lost one means someone else won
 HEARTBEAT_ATTEMPTS = 10
 CALL_TIMEOUT_S = 30.0
-
-#: Collection (without the prefix) -> the timestamp field its TTL policy uses.
-TTL_FIELDS: Mapping[str, str] = {"builds": "expire_at", "leases": "expire_at"}
-#: Composite indexes the queries need: none. ``recent_builds`` orders one
-#: field, which Firestore's automatic single-field indexes serve.
-INDEXES: tuple[Mapping[str, Any], ...] = ()
-#: Fields never queried, exempted from single-field indexing (large values
-#: cost index writes for nothing).
-INDEX_EXEMPTIONS: Mapping[str, tuple[str, ...]] = {
-    "manifests": ("data",),
-    "builds": ("spec", "log_tail", "error", "timings"),
-}
 
 
 def _transient(exc: BaseException) -> bool:
@@ -143,62 +107,6 @@ RETRY = Retry(predicate=_transient, initial=0.25, maximum=4.0, multiplier=2.0, t
 
 # A preconditioned write refused because another writer got there first.
 _LOST_RACE = (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.Conflict)
-
-_RESERVED_ID = re.compile(r"^(\.{1,2}|__.*__)$")
-
-
-def doc_id(key: str) -> str:
-    """The document ID of ``key``: unchanged when Firestore accepts it."""
-    if not key:
-        raise ValueError("an empty key has no document")
-    escaped = quote(key, safe=":")  # keeps hex, digests and -_.~; escapes '/' and '%'
-    if _RESERVED_ID.match(escaped):
-        escaped = escaped.replace(".", "%2E").replace("_", "%5F")
-    return escaped
-
-
-def _timestamp(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)
-
-
-def _error_fields(error: BuildError | None) -> dict[str, str] | None:
-    if error is None:
-        return None
-    return {"code": error.code, "message": error.message, "detail": json.dumps(error.detail)}
-
-
-_FLOATS = ("created_at", "updated_at", "lease_expires_at", "finished_at")
-
-
-def _build_fields(build: BuildRecord) -> dict[str, Any]:
-    fields = dataclasses.asdict(build)
-    fields.update(state=str(build.state), error=_error_fields(build.error))
-    return fields
-
-
-def _build_from(data: Mapping[str, Any]) -> BuildRecord:
-    names = {f.name for f in dataclasses.fields(BuildRecord)}
-    fields = {name: value for name, value in data.items() if name in names}
-    for name in _FLOATS:  # a whole number of seconds comes back as an int
-        if fields.get(name) is not None:
-            fields[name] = float(fields[name])
-    error = fields.get("error")
-    fields.update(
-        state=BuildState(fields["state"]),
-        error=BuildError(error["code"], error["message"], json.loads(error["detail"]))
-        if error
-        else None,
-        timings={k: float(v) for k, v in (fields.get("timings") or {}).items()},
-    )
-    return BuildRecord(**fields)
-
-
-def _data(snapshot: Any) -> dict[str, Any] | None:
-    """A snapshot's fields, or None when the document does not exist."""
-    if not snapshot.exists:
-        return None
-    data: dict[str, Any] = snapshot.to_dict()
-    return data
 
 
 class FirestoreMetadataStore:
@@ -243,10 +151,10 @@ class FirestoreMetadataStore:
         return result
 
     def _expiry(self, now: float) -> datetime:
-        return _timestamp(now + self.retention_s)
+        return timestamp(now + self.retention_s)
 
     def _get(self, collection: Any, key: str) -> dict[str, Any] | None:
-        return _data(collection.document(doc_id(key)).get(retry=RETRY, timeout=CALL_TIMEOUT_S))
+        return data_of(collection.document(doc_id(key)).get(retry=RETRY, timeout=CALL_TIMEOUT_S))
 
     # -- images -----------------------------------------------------------------
     def get_image(self, cache_key: str) -> ImageRecord | None:
@@ -258,7 +166,7 @@ class FirestoreMetadataStore:
         found = {
             snap.id: data
             for snap in self._client.get_all(refs, retry=RETRY, timeout=CALL_TIMEOUT_S)
-            if (data := _data(snap)) is not None
+            if (data := data_of(snap)) is not None
         }
         if any(ref.id not in found for ref in refs):  # a manifest is gone: the image too
             log.warning("image %s names missing manifests", cache_key)
@@ -306,11 +214,11 @@ class FirestoreMetadataStore:
         build_ref = self._builds.document(doc_id(build_id))
         for _ in range(CLAIM_ROUNDS):
             lease_snapshot = lease_ref.get(retry=RETRY, timeout=CALL_TIMEOUT_S)
-            lease = _data(lease_snapshot)
+            lease = data_of(lease_snapshot)
             current = None
             if lease is not None:
                 found = self._get(self._builds, lease["build_id"])
-                current = None if found is None else _build_from(found)
+                current = None if found is None else build_from(found)
             if current is not None and current.build_id == build_id:
                 return Claim(current, won=True)  # an earlier round committed; answer was lost
             if current is not None and decide(current, now, failure_ttl_s, image_gone) is (
@@ -326,7 +234,7 @@ class FirestoreMetadataStore:
                 "expire_at": self._expiry(now),
             }
             batch = self._client.batch()
-            batch.create(build_ref, {**_build_fields(build), "expire_at": self._expiry(now)})
+            batch.create(build_ref, {**build_fields(build), "expire_at": self._expiry(now)})
             if lease_snapshot.exists:
                 # Only if nobody moved the lease since we read it.
                 option = self._client.write_option(last_update_time=lease_snapshot.update_time)
@@ -342,7 +250,7 @@ class FirestoreMetadataStore:
 
     def get_build(self, build_id: str) -> BuildRecord | None:
         data = self._get(self._builds, build_id)
-        return None if data is None else _build_from(data)
+        return None if data is None else build_from(data)
 
     # -- counting, for the concurrency limits (registry.limits) ----------------
     def active_builds(self, now: float) -> int:
@@ -376,7 +284,7 @@ class FirestoreMetadataStore:
             fields["timings"] = dict(timings)
         for _ in range(HEARTBEAT_ATTEMPTS):
             snapshot = ref.get(retry=RETRY, timeout=CALL_TIMEOUT_S)
-            data = _data(snapshot)
+            data = data_of(snapshot)
             if data is None or not BuildState(data["state"]).active:
                 return  # finished (or gone): a late beat must not revive it
             # The precondition makes "still active" and the write one step:
@@ -458,24 +366,24 @@ class FirestoreMetadataStore:
             "state": str(BuildState.FAILED),
             "updated_at": now,
             "finished_at": now,
-            "error": _error_fields(error),
+            "error": error_fields(error),
             "timings": dict(timings),
             "log_tail": log_tail,
             "expire_at": self._expiry(now),
         }
 
         def body(transaction: Any) -> None:
-            build = _data(build_ref.get(transaction=transaction))
+            build = data_of(build_ref.get(transaction=transaction))
             if build is None or build["state"] == str(BuildState.SUCCEEDED):
                 return  # the image is recorded: a late failure report changes nothing
             lease_ref = self._leases.document(doc_id(build["cache_key"]))
-            lease = _data(lease_ref.get(transaction=transaction))
+            lease = data_of(lease_ref.get(transaction=transaction))
             transaction.update(build_ref, fields)
             if lease is not None and lease["build_id"] == build_id:
                 # Past the failure TTL a pull retries anyway, so the lease may go then.
                 ttl = float(lease.get("failure_ttl_s", 0.0))
                 transaction.update(
-                    lease_ref, {"updated_at": now, "expire_at": _timestamp(now + ttl)}
+                    lease_ref, {"updated_at": now, "expire_at": timestamp(now + ttl)}
                 )
 
         self._transaction(body)
@@ -487,7 +395,7 @@ class FirestoreMetadataStore:
             limit
         )
         return [
-            _build_from(data)
+            build_from(data)
             for snap in query.stream(retry=RETRY, timeout=CALL_TIMEOUT_S)
-            if (data := _data(snap)) is not None
+            if (data := data_of(snap)) is not None
         ]

@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from metastore.firestore import INDEX_EXEMPTIONS, INDEXES, TTL_FIELDS
+from metastore.firestore_schema import INDEX_EXEMPTIONS, INDEXES, TTL_FIELDS
 from registry.routes import Kind, parse
 from registry.settings import CLOUD_RUN_JOB_PATTERN, ConfigError, Settings
 from tests.infra.terraform_config import (

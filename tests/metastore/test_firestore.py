@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from metastore.firestore import INDEX_EXEMPTIONS, TTL_FIELDS, FirestoreMetadataStore, doc_id
+from metastore.firestore import FirestoreMetadataStore
+from metastore.firestore_schema import INDEX_EXEMPTIONS, TTL_FIELDS, doc_id
 from metastore.records import BuildError, BuildState, ImageRecord, LayerRecord, StoredManifest
 from ocimodel.mediatypes import MediaType
 from registry.settings import ConfigError, Settings
