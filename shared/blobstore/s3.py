@@ -34,7 +34,7 @@ Uploads
     file. Larger: an explicit multipart upload, ``part_size`` parts (S3 wants
     at least 5 MiB, at most 10,000 parts), ``max_concurrency`` in flight,
     each read with ``pread`` just before it is sent, so memory follows the
-    parts in flight, not the layer. (boto3's ``upload_file`` refuses
+    parts in flight, not the layer (:mod:`blobstore.s3_parts`). (boto3's ``upload_file`` refuses
     ``IfNoneMatch``, so it could not make the completion conditional.) A
     failed upload is aborted; one whose process dies, or whose
     ``CreateMultipartUpload`` answer was lost, stays behind invisible: give
@@ -63,15 +63,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import os
 import re
 import tempfile
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +76,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from blobstore.s3_parts import MIB, MIN_PART_SIZE, part_size_for, send_parts
 from blobstore.urlcache import SignedUrlCache
 from ocimodel.digest import hex_part
 
@@ -87,10 +85,6 @@ if TYPE_CHECKING:
 
 CONDITIONAL_WRITES = ("auto", "on", "off")
 BLOB_PREFIX = "blobs/sha256/"
-MIB = 1024 * 1024
-#: S3's limits: parts of at least 5 MiB (except the last), at most 10,000.
-MIN_PART_SIZE = 5 * MIB
-MAX_PARTS = 10_000
 #: 8 MiB parts, 4 in flight: boto3's own defaults, and 32 MiB of memory.
 DEFAULT_PART_SIZE = 8 * MIB
 DEFAULT_MULTIPART_THRESHOLD = 8 * MIB
@@ -104,13 +98,6 @@ CONFLICT_BACKOFF_S = 0.2
 READ_CHUNK_SIZE = 1 * MIB
 MAX_CACHED_SIZES = 65536
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_CHECKSUM_KEYS = (
-    "ChecksumCRC32",
-    "ChecksumCRC32C",
-    "ChecksumCRC64NVME",
-    "ChecksumSHA1",
-    "ChecksumSHA256",
-)
 log = logging.getLogger(__name__)
 
 
@@ -323,8 +310,7 @@ class S3BlobStore:
 
     def _multipart(self, digest: str, key: str, path: Path, size: int, media_type: str) -> None:
         client = self.client
-        # Enough parts of at least part_size, whole MiB, never more than 10,000.
-        part_size = max(self._part_size, math.ceil(size / MAX_PARTS / MIB) * MIB)
+        part_size = part_size_for(size, self._part_size)
         extra: dict[str, Any] = {}
         if getattr(client.meta.config, "request_checksum_calculation", "") == "when_supported":
             extra["ChecksumAlgorithm"] = "CRC32"  # as boto3's own transfer manager does
@@ -332,34 +318,16 @@ class S3BlobStore:
             Bucket=self.bucket, Key=key, ContentType=media_type, **extra
         )["UploadId"]
         try:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-
-                def send(number: int) -> dict[str, Any]:
-                    offset = (number - 1) * part_size
-                    data = os.pread(fd, min(part_size, size - offset), offset)
-                    answer: Any = client.upload_part(
-                        Bucket=self.bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        Body=data,
-                    )
-                    part = {"PartNumber": number, "ETag": answer["ETag"]}
-                    return part | {k: answer[k] for k in _CHECKSUM_KEYS if answer.get(k)}
-
-                with ThreadPoolExecutor(self._concurrency, thread_name_prefix="s3-part") as pool:
-                    futures = [
-                        pool.submit(send, n) for n in range(1, math.ceil(size / part_size) + 1)
-                    ]
-                    try:
-                        parts = [future.result() for future in futures]
-                    except BaseException:
-                        for future in futures:  # a failed part: send no more
-                            future.cancel()
-                        raise
-            finally:
-                os.close(fd)
+            parts = send_parts(
+                client,
+                bucket=self.bucket,
+                key=key,
+                upload_id=upload_id,
+                path=path,
+                size=size,
+                part_size=part_size,
+                concurrency=self._concurrency,
+            )
             created = self._create(
                 lambda **condition: self._complete(digest, key, upload_id, parts, condition)
             )

@@ -25,7 +25,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from blobstore import s3
+from blobstore import s3, s3_parts
 from blobstore.s3 import ConditionalWritesUnsupported, S3BlobStore
 from ocimodel.digest import sha256_digest
 from tests.support.fault_proxy import start_fault_proxy
@@ -40,7 +40,7 @@ from tests.support.moto_server import (
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 CONFIG = "application/vnd.oci.image.config.v1+json"
 MIB = 1024 * 1024
-PART = s3.MIN_PART_SIZE  # small parts keep the large-file tests quick
+PART = s3_parts.MIN_PART_SIZE  # small parts keep the large-file tests quick
 
 
 def write_random(path: Path, size: int) -> str:
@@ -144,7 +144,7 @@ def test_large_file_goes_multipart_with_flat_memory(
 def test_part_size_grows_to_stay_within_ten_thousand_parts(
     moto_s3: MotoServer, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(s3, "MAX_PARTS", 3)  # a 12 MiB file then needs three 5 MiB parts
+    monkeypatch.setattr(s3_parts, "MAX_PARTS", 3)  # a 12 MiB file then needs three 5 MiB parts
     path = tmp_path / "layer"
     digest = write_random(path, 12 * MIB)
     make_store(moto_s3, bucket, tmp_path).put_file(digest, path, LAYER)
