@@ -10,6 +10,8 @@ without waiting for them.
 
 from __future__ import annotations
 
+from functools import partial
+
 from registry import wiring
 from registry.auth import authenticator
 from registry.blobs import BlobService
@@ -22,8 +24,10 @@ from registry.specs import resolver_for
 
 
 def manifest_handler(settings: Settings) -> Handler:
-    metadata, metadata_stand_in = lazy(lambda: wiring.metadata_store(settings), "metadata store")
-    launcher, launcher_stand_in = lazy(lambda: wiring.launcher(settings), "launcher")
+    # partial binds the wiring functions now: which adapter is decided at
+    # import, only building it waits for the first request.
+    metadata, metadata_stand_in = lazy(partial(wiring.metadata_store, settings), "metadata store")
+    launcher, launcher_stand_in = lazy(partial(wiring.launcher, settings), "launcher")
     coordinator = BuildCoordinator(
         metadata=metadata,
         launcher=launcher,
@@ -46,6 +50,6 @@ def manifest_handler(settings: Settings) -> Handler:
 
 
 def blob_handler(settings: Settings) -> Handler:
-    store, store_stand_in = lazy(lambda: wiring.blob_store(settings), "blob store")
+    store, store_stand_in = lazy(partial(wiring.blob_store, settings), "blob store")
     handler = kicking(BlobService(settings, store).handle, store_stand_in)
     return guarded(handler, authenticator(settings.auth))
