@@ -20,7 +20,7 @@ Inputs
 - optionally popularity data in Nixery's format (`name-version` -> 1 + number of
   direct referrers in the package set). It is keyed by name and version, so it must
   come from the package set the image is built from: a path it does not name is no
-  platform and no private path.
+  platform and no private or paired path.
 
 Algorithm
 ---------
@@ -34,6 +34,11 @@ Algorithm
    - Private chains. A path whose popularity is 2 has one referrer in the whole package
      set, so it comes with that referrer in every image (unless it is asked for by
      name): it joins the referrer's unit, and chains of them join the top one.
+     A paired path (popularity 3: two referrers in the package set) with only one of
+     them in the image joins it too, if it is no bigger than that referrer. It comes
+     with one of its two referrers in every image, so it is in at most three units
+     (with either referrer, or alone when both are there) instead of falling, small,
+     into the rest of image after image.
    - Every other path is a unit of its own. Without popularity data there are only
      these, and the algorithm is the size-first split it replaced.
 2. If the units fit in the budget, each is a layer. Otherwise the `budget - 1` largest
@@ -57,23 +62,39 @@ Measured with `benchmarks/layering.py` on the Debian scenarios of
 shared/data/layering (score = bytes downloaded / lower bound, budgets 5/10/20/40/94):
 
     curated                              5      10     20     40     94
-    units (this module)                1.476  1.256  1.116  1.047  1.018
+    units (this module)                1.458  1.233  1.104  1.045  1.018
+    units without paired paths         1.476  1.256  1.116  1.047  1.018
     size-first (no popularity data)    1.639  1.356  1.159  1.052  1.006
     random
-    units (this module)                1.923  1.573  1.296  1.139  1.057
+    units (this module)                1.923  1.573  1.281  1.134  1.056
+    units without paired paths         1.923  1.573  1.296  1.139  1.057
     size-first (no popularity data)    2.191  1.784  1.412  1.183  1.051
 
 - `PLATFORM_SHARE` = 8: popularity is heavy-tailed. Within a factor of 8 of the C
   library are the few platforms whole ecosystems are built on; below it ordinary
   libraries, whose closures overlap each other, so their stacks vary with the other
   libraries an image has. Score at budget 20 (curated / random) by factor: 4 (C++
-  runtime and Python only) 1.140 / 1.311; 6, 8 and 12 1.116-1.118 / 1.295-1.304;
-  16 1.115 / 1.339; 32 1.131 / 1.446. The factor is relative to the image's own most
+  runtime and Python only) 1.124 / 1.298; 6, 8 and 12 1.104-1.106 / 1.281-1.289;
+  16 1.104 / 1.325; 32 1.120 / 1.432. The factor is relative to the image's own most
   popular path, so it needs no scan of the whole data and suits any package set.
-- Popularity 2 for private paths is exact, not tuned: one referrer. Counting paths
-  with up to two referrers, one of them in the image, as private happened to gain
-  0.01-0.03 at budgets 5-20; up to three lost 0.04-0.06 at budgets 5-94 (curated):
-  in another image the other referrer is there too, and the unit differs.
+- Popularity 2 for private paths is exact, not tuned: one referrer. Popularity 3 for
+  paired paths is the one step further that pays: a paired path is in at most three
+  different units, while as a small unit of its own it mostly lands in the rest,
+  which differs in every image (GCC's sanitizer runtimes, referenced by its support
+  library libgcc-12-dev and one other package, are the biggest case here). On 12
+  resampled image sets of each kind (30 images of the base and 1-2 curated tools, or
+  1-3 of the random scenario's packages, plus 10 repeats), pairing changes the score
+  by -0.067 / -0.063 / -0.031 / -0.006 / -0.001 (curated kind) and 0.000 / +0.002 /
+  -0.012 / -0.007 / -0.002 (random kind) at budgets 5 to 94. "No bigger than the
+  referrer": a bigger path mostly gets a layer of its own anyway, and joining only
+  multiplies its variants; pairing regardless of size loses 0.018 at budget 5
+  (random), pairing only paths at most half the referrer's size gains less (1.464 /
+  1.250 curated at budgets 5 / 10). Three referrers (popularity 4), with or without
+  the size rule, lose 0.06 at every budget (curated) and 0.10-0.11 on the curated
+  kind: in the other images one of the other two referrers is there, and both units
+  differ. A paired path with both referrers in the image joining the bigger one gains
+  0.006 / 0.020 at budgets 5 / 10 (random) but loses 0.006 / 0.007 at 40 / 94, and
+  needs every referrer of a path, not only the first one the walk meets.
 - Largest units first: even ranking units by their true number of images (known from
   the scenario) gained at most 0.03 (curated, budget 10) and lost 0.09 (random, budget
   5); the cut falls between different units in different images either way.
@@ -100,11 +121,49 @@ beyond it) brings the 20-client score at budget 94 from 1.041 / 1.066 down to
 
 Limits, measured with oracles that know every image of the scenario: grouping paths
 by the exact set of images containing them, keeping the largest groups, scores
-1.232 / 1.055 / 1.009 | 1.683 / 1.287 / 1.084; this module plus an oracle layer for
-the paths common to all images 1.287 / 1.156 / 1.072 | 1.718 / 1.452 / 1.234. In these
-Debian graphs the common base (bash, coreutils, their libraries) is not popular
-(essential packages are not declared as dependencies), so nothing inside one closure
-tells it apart; at budget 5 even the oracles stay above 1.2 and 1.6.
+1.232 / 1.055 / 1.009 | 1.683 / 1.287 / 1.084, keeping the groups that save the most
+bytes (size x (images - 1)) 1.214 / 1.063 / 1.012 | 1.632 / 1.313 / 1.100; the units
+without paired paths plus an oracle layer for the paths common to all images
+1.287 / 1.156 / 1.072 | 1.718 / 1.452 / 1.234. In these Debian graphs the common base
+(bash, coreutils, their libraries) is not popular (essential packages are not declared
+as dependencies), so nothing inside one closure tells it apart; at budget 5 even the
+oracles stay above 1.2 and 1.6.
+
+Small budgets (5 and 10), measured and rejected (budgets 5 / 10 / 20, curated | random;
+measured before paired paths, on units scoring 1.476 / 1.256 / 1.116 |
+1.923 / 1.573 / 1.296). At these budgets almost all the loss is shared bytes in the
+rest, about a third of it the base. Findings:
+- Only one layer holding the whole base would pay (the oracle above); the base's
+  pieces as separate layers do not: weighting roots that other packages depend on
+  (popularity >= 10) x2 to x16 so bash and coreutils get layers, 1.48-1.55 /
+  1.25-1.27 | 1.92-2.07 / 1.56-1.58; the stacks of the roots with closures up to 20%
+  of the image (claimed smallest first, each its own unit) 1.49 / 1.25 / 1.13 |
+  1.95 / 1.59 / 1.33.
+- One base layer needs the base roots told apart from the image's own, and no rule
+  inside one closure does: small tools (jq, make, tmux, elvish, mruby ...) look like
+  bash and coreutils by closure size, popularity and depth, and each image where one
+  joins gets a base layer of its own. The closure of the roots with closures up to
+  40 MB as a layer 1.42 / 1.29 / 1.27 | 2.06 / 1.82 / 1.55; up to 15% of the image
+  (roots with references) 1.45 / 1.28 / 1.18 | 2.04 / 1.79 / 1.58; of the roots with
+  popularity >= 20 1.81 / 1.76 / 1.66 | 1.86 / 1.55 / 1.33; the rest split into that
+  part and the others 1.46-1.54 / 1.26-1.27 | 2.01-2.04 / 1.60.
+- Ranking by expected saved bytes instead of size moves which units are cut, not how
+  many shared bytes fit: size x popularity 1.70 / 1.43 / 1.20 | 2.28 / 1.82 / 1.53;
+  x log2(1 + popularity) 1.46 / 1.27 / 1.12 | 1.89 / 1.59 / 1.29; x popularity^0.1,
+  or power-of-two size classes ranked by popularity, gain at most 0.025 here and lose
+  as often on resampled scenarios (noise); x the true number of images (oracle)
+  1.46 / 1.23 / 1.11 | 2.02 / 1.57 / 1.31; platform stacks first 1.56 / 1.27 / 1.12
+  | 2.18 / 1.62 / 1.30; the C library's alone first 1.48 / 1.26 / 1.12 |
+  1.96 / 1.57 / 1.30.
+- Coarser units vary between images and lose: all platform stacks in one layer
+  (budgets 5 / 10) 1.48 / 1.29 | 2.00 / 1.72; the C library's stack taking the
+  popular paths that need nothing else (>= 1/16 of its popularity) 1.47 / 1.25 / 1.12
+  | 1.92 / 1.56 / 1.29 but 1.033 / 1.070 at budget 94, worse everywhere below 1/16;
+  the largest units each taking their closure 1.64 / 1.50 / 1.47 | 1.97 / 1.72 / 1.63;
+  `PLATFORM_SHARE` 2, 4, 16, 32 at budgets 5 / 10: 1.63 / 1.35, 1.56 / 1.31,
+  1.48 / 1.26, 1.49 / 1.27 | 2.18 / 1.78, 2.05 / 1.63, 1.94 / 1.61, 2.01 / 1.69.
+The random scenario's target of 1.34 at budget 5 is below what the saved-bytes oracle
+reaches (1.632).
 
 Example
 -------

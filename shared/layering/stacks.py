@@ -14,6 +14,11 @@ measured.
 - A *private chain*: a path with exactly one referrer in the whole package set
   (popularity 2 in Nixery's format) comes with that referrer in every image (unless it
   is asked for by name), so it joins the referrer's unit; chains of them join the top.
+  A *paired* path, with exactly two referrers in the package set (popularity 3), joins
+  the chain the same way when only one of them is in the image and it is no bigger
+  than that referrer: it comes with one of the two in every image, so its unit is one
+  of at most three sets (with either referrer, or alone when both are there), the
+  same set in every image with the same one referrer.
 - Every other path is a unit of its own.
 
 Without popularity data every path is its own unit.
@@ -31,6 +36,9 @@ popular path of the image (normally the C library)."""
 
 PRIVATE = 2
 """Popularity of a path referenced by exactly one package (Nixery counts 1 + referrers)."""
+
+PAIRED = 3
+"""Popularity of a path referenced by exactly two packages."""
 
 
 def popularity_counts(paths: Sequence[str], popularity: Mapping[str, int] | None) -> dict[str, int]:
@@ -104,7 +112,7 @@ def groups(
     `referrers` and `found_by` come from `layering.graph.walk` (a closure), `counts`
     from `popularity_counts`. Returns each unit of several paths, sorted, by its first
     path, and its representative (its platform or the top of its private chain) by
-    its first path too.
+    its first path too. A chain may hold private and paired paths.
     """
     if not counts:
         return {}, {}
@@ -112,12 +120,18 @@ def groups(
     units = {stack[0]: stack for _, stack in stacks if len(stack) > 1}
     reps = {stack[0]: platform for platform, stack in stacks if len(stack) > 1}
     in_stack = {p for _, stack in stacks for p in stack}
-    # Private paths: one referrer in the package set, so the one in the closure (a
-    # root, asked for by name, is never private).
+    # Paths that ride with their one referrer in the closure (a root, asked for by name,
+    # never does): private ones (one referrer in the package set) and paired ones (two
+    # referrers, the other one not here) no bigger than that referrer.
+    one, two = PRIVATE, PAIRED  # locals: this runs for every path of the closure
     private = {
         p
         for p, count in counts.items()
-        if count == PRIVATE and referrers[p] == 1 and p in found_by and p not in in_stack
+        if one <= count <= two  # PAIRED is PRIVATE + 1
+        and referrers[p] == 1
+        and p in found_by
+        and p not in in_stack
+        and (count == one or graph[p].nar_size <= graph[found_by[p]].nar_size)
     }
     chained: dict[str, list[str]] = {}  # the top of a private chain -> the chain below
     for p in private:

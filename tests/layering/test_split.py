@@ -130,6 +130,25 @@ def test_a_private_chain_joins_its_top() -> None:
     assert split_layers(graph, [top], 5, popularity) == [sorted([leaf, mid, top])]
 
 
+@pytest.mark.parametrize(("size", "joins"), [(3, True), (5, True), (6, False)])
+def test_a_paired_path_joins_its_one_referrer_here_unless_bigger(size: int, joins: bool) -> None:
+    # Two referrers in the package set (popularity 3), `left` and `right`.
+    libc, pair, left, right = _p("libc-1"), _p("pair-1"), _p("left-1"), _p("right-1")
+    graph = {
+        libc: PathInfo(1, ()),
+        pair: PathInfo(size, (libc,)),
+        left: PathInfo(5, (pair, libc)),
+        right: PathInfo(7, (pair, libc)),
+    }
+    popularity = {"libc-1": 1000, "pair-1": 3, "left-1": 1, "right-1": 1}
+    alone = split_layers(graph, [left], 5, popularity)
+    assert (sorted([left, pair]) in alone) is joins
+    assert ([pair] in alone) is not joins
+    # With both referrers here it is a unit of its own; asked for by name too.
+    assert [pair] in split_layers(graph, [left, right], 5, popularity)
+    assert [pair] in split_layers(graph, [left, pair], 5, popularity)
+
+
 def test_popularity_orders_the_manifest_and_the_rest_comes_last() -> None:
     layers = split_layers(PY_GRAPH, [APP], 94, POPULARITY)
     assert layers == [[GLIBC2], PY_STACK, [CURL], sorted([NUMPY, OPENBLAS]), [APP]]
