@@ -30,15 +30,7 @@ Other writes
     between, and holds no transaction locks. ``fail_build`` is a transaction
     (build and lease): it never overwrites a succeeded build.
 
-Retries
-    Every call carries :data:`RETRY` (truncated exponential backoff with full
-    jitter on transient errors), transactions included: an aborted one is
-    run again by :data:`RETRY`, after a random pause. The library's own
-    retries (``max_attempts``) restart at once, so contenders that all
-    aborted collide again; on the emulator (a lock timeout of ~2 s per
-    abort) eight racing claims measured, over 30 rounds each: 3 attempts,
-    worst 40 s (mean 4.8 s); 2, worst 13.5 s; 1 plus the jittered backoff,
-    worst 5.1 s (mean 2.5 s). Hence :data:`TRANSACTION_ATTEMPTS` = 1.
+Retries: :mod:`metastore.firestore_retry`.
 """
 
 from __future__ import annotations
@@ -51,10 +43,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
-from google.api_core.retry import Retry
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from metastore.firestore_retry import LOST_RACE, RETRY, TRANSACTION_ATTEMPTS
 from metastore.firestore_schema import (
     DEFAULT_PREFIX,
     build_fields,
@@ -80,33 +72,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_RETENTION_S = 30 * 24 * 3600.0  # build records: long enough to look a pull's build up
-TRANSACTION_ATTEMPTS = 1  # retried with jitter by RETRY instead: see "Retries" above
 CLAIM_ROUNDS = 20  # read-decide-write rounds; each lost one means someone else won
 HEARTBEAT_ATTEMPTS = 10
 CALL_TIMEOUT_S = 30.0
-
-
-def _transient(exc: BaseException) -> bool:
-    return isinstance(
-        exc,
-        gexc.ServiceUnavailable
-        | gexc.DeadlineExceeded
-        | gexc.InternalServerError
-        | gexc.ResourceExhausted
-        | gexc.Aborted,
-    ) or (
-        # The library gives up after max_attempts aborted commits with a
-        # ValueError caused by the last Aborted: retry that with backoff too.
-        isinstance(exc, ValueError) and isinstance(exc.__cause__, gexc.Aborted)
-    )
-
-
-# The first pause is ~0.25 s at most: wide enough to spread contenders that
-# aborted together, short next to the ~2 s an abort costs on the emulator.
-RETRY = Retry(predicate=_transient, initial=0.25, maximum=4.0, multiplier=2.0, timeout=60.0)
-
-# A preconditioned write refused because another writer got there first.
-_LOST_RACE = (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.Conflict)
 
 
 class FirestoreMetadataStore:
@@ -243,7 +211,7 @@ class FirestoreMetadataStore:
                 batch.create(lease_ref, lease_fields)  # only if nobody created it since
             try:
                 batch.commit(retry=RETRY, timeout=CALL_TIMEOUT_S)
-            except _LOST_RACE:
+            except LOST_RACE:
                 continue  # another claimer won: read its lease and follow it
             return Claim(build, won=True)
         raise RuntimeError(f"claim of {cache_key}: the lease kept changing")

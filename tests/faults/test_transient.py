@@ -33,7 +33,7 @@ from google.cloud.storage.retry import (  # type: ignore[import-untyped]
     DEFAULT_RETRY_IF_GENERATION_SPECIFIED,
 )
 
-from metastore import firestore as firestore_adapter
+from metastore import firestore_retry
 from tests.conftest import PKGS
 from tests.support.crash import DOCKER, manifest_digests, serverless_target
 from tests.support.fault_proxy import FAULTS, start_fault_proxy
@@ -65,7 +65,7 @@ def error(kind: type[gexc.GoogleAPICallError]) -> gexc.GoogleAPICallError:
 
 def test_the_retry_helpers_back_off_with_full_jitter() -> None:
     """What the adapters pass as ``retry=``: the libraries' own helpers."""
-    retry = firestore_adapter.RETRY
+    retry = firestore_retry.RETRY
     assert isinstance(retry, Retry)
     for transient in (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.Aborted):
         assert retry._predicate(error(transient))
