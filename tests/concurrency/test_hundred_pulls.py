@@ -25,7 +25,7 @@ What is asserted:
 from __future__ import annotations
 
 import concurrent.futures
-import random
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -39,7 +39,7 @@ from tests.support.crash import Target, running_target, wait_for
 pytestmark = [pytest.mark.nix, pytest.mark.integration]
 
 PULLS = 100
-SLEEP_S = f"3.{random.randrange(10**6):06d}"  # sleeper: a new derivation each session
+SLEEP_S = f"3.{secrets.randbelow(10**6):06d}"  # sleeper: a new derivation each session
 
 
 @pytest.fixture(scope="module", params=["embedded", "serverless"])

@@ -13,7 +13,7 @@ name into the file).
 
 from __future__ import annotations
 
-import random
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import pytest
 from tests.support.crash import Target, running_target
 
 # A few seconds, with random decimals: a new derivation each session.
-SLEEP_S = f"3.{random.randrange(10**6):06d}"
+SLEEP_S = f"3.{secrets.randbelow(10**6):06d}"
 
 
 def crash_env(fault_file: Path) -> dict[str, str]:

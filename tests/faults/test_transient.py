@@ -83,9 +83,16 @@ def test_the_retry_helpers_back_off_with_full_jitter() -> None:
     assert DEFAULT_RETRY._predicate(error(gexc.ServiceUnavailable))
     assert DEFAULT_RETRY._predicate(requests.ConnectionError("reset"))
     # Full jitter: each pause is uniform in [0, cap], the cap doubling up to a maximum.
-    random.seed(8)
-    sleeps = exponential_sleep_generator(retry._initial, retry._maximum, retry._multiplier)
-    drawn = [next(sleeps) for _ in range(12)]
+    # The generator draws from the global random: seed it for this check only
+    # (a seed left behind would make every later "unique" test value repeat
+    # from one run to the next).
+    state = random.getstate()
+    try:
+        random.seed(8)
+        sleeps = exponential_sleep_generator(retry._initial, retry._maximum, retry._multiplier)
+        drawn = [next(sleeps) for _ in range(12)]
+    finally:
+        random.setstate(state)
     caps = [min(retry._initial * retry._multiplier**i, retry._maximum) for i in range(12)]
     assert all(0 <= d <= c for d, c in zip(drawn, caps, strict=True))
     assert len(set(drawn)) == len(drawn)

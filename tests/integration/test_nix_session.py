@@ -4,7 +4,7 @@ timeouts. No registry; :class:`nixspec.realise.NixSession` directly."""
 from __future__ import annotations
 
 import os
-import random
+import secrets
 import time
 from pathlib import Path
 
@@ -100,7 +100,7 @@ def _processes_with(argument: str) -> list[int]:
 def test_timeout_kills_the_whole_process_tree(
     nix: None, pkgs_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seconds = f"{random.randint(100, 999)}.{random.randint(1, 9)}"  # unique to this run
+    seconds = f"{100 + secrets.randbelow(900)}.{1 + secrets.randbelow(9)}"  # unique to this run
     monkeypatch.setenv("NIXERY_TEST_SLEEP_S", seconds)
     s = session(pkgs_path, "sleeper", timeout=3.0)
     resolved = s.resolve()

@@ -7,7 +7,7 @@ of :func:`tests.support.nixery_server.start_nixery` tell what reached Nix.
 
 from __future__ import annotations
 
-import random
+import secrets
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -44,7 +44,7 @@ def error(response: requests.Response) -> dict[str, Any]:
 
 def sleep_value() -> str:
     """Seconds for ``sleeper``: a new derivation each run, so Nix really sleeps."""
-    return f"{random.randint(4, 6)}.{random.randrange(10**6):06d}"
+    return f"{4 + secrets.randbelow(3)}.{secrets.randbelow(10**6):06d}"
 
 
 def pull_until_done(registry: NixeryServer, name: str) -> requests.Response:
@@ -103,7 +103,7 @@ def test_closure_limit_stops_before_packing(tmp_path: Path) -> None:
 
 
 def test_build_timeout_stops_the_build(tmp_path: Path) -> None:
-    seconds = f"30.{random.randrange(10**6):06d}"
+    seconds = f"30.{secrets.randbelow(10**6):06d}"
     env = {
         "NIXERY_BUILD_TIMEOUT_S": "2",
         "NIX_TIMEOUT": "120",
