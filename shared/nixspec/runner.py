@@ -52,9 +52,23 @@ class Deadline:
 KILL_GRACE_S = 2.0
 
 
-def _descendants(root: int) -> list[int]:
-    """``root`` and every process below it, found by parent links in /proc."""
+def _start_time(pid: int) -> bytes | None:
+    """When ``pid`` started (clock ticks since boot), None if it is gone:
+    with the PID, an identity no later process can share."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    # After the parenthesised command: state (3rd field) ... starttime (22nd).
+    return stat[stat.rfind(b")") + 2 :].split()[19]
+
+
+def _descendants(root: int) -> dict[int, bytes]:
+    """``root`` and every process below it, found by parent links in /proc,
+    each with its start time."""
     children: dict[int, list[int]] = {}
+    started: dict[int, bytes] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -66,16 +80,21 @@ def _descendants(root: int) -> list[int]:
         # The fields after the parenthesised command: state, ppid, ...
         fields = stat[stat.rfind(b")") + 2 :].split()
         children.setdefault(int(fields[1]), []).append(int(entry))
-    found, queue = [], [root]
+        started[int(entry)] = fields[19]
+    found, queue = {}, [root]
     while queue:
         pid = queue.pop()
-        found.append(pid)
+        found[pid] = started.get(pid, b"")
         queue.extend(children.get(pid, []))
     return found
 
 
-def _signal_all(pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
+def _signal_all(processes: dict[int, bytes], sig: signal.Signals) -> None:
+    """Signal each process that is still the one found (same PID and start
+    time): never a stranger that was given a PID freed in between."""
+    for pid, started in processes.items():
+        if _start_time(pid) != started:
+            continue
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
 
@@ -97,12 +116,16 @@ def _kill_tree(process: subprocess.Popen[str]) -> None:
 
     The leader is not reaped until its group has been killed: a reaped
     leader's PID (its group's ID) can be handed to a new process, and a late
-    ``killpg`` would then hit that stranger. PIDs are signalled as a fresh
-    /proc walk finds them, for the same reason.
+    ``killpg`` would then hit that stranger. For the same reason a process
+    is signalled only while its start time is still the one found. The
+    SIGKILL goes to the tree first found (Nix's builders, in sessions of
+    their own, are orphaned when Nix exits and a new walk would miss them)
+    and to whatever a new walk finds below the leader.
     """
-    _signal_all(_descendants(process.pid), signal.SIGTERM)
+    tree = _descendants(process.pid)
+    _signal_all(tree, signal.SIGTERM)
     wait_unreaped(process.pid, KILL_GRACE_S)
-    _signal_all(_descendants(process.pid), signal.SIGKILL)
+    _signal_all(tree | _descendants(process.pid), signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
 
