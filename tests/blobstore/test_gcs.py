@@ -10,8 +10,6 @@ itself is checked in ``test_signing.py``, since the emulator does not.
 from __future__ import annotations
 
 import hashlib
-import os
-import threading
 import tracemalloc
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from blobstore.gcs import GcsBlobStore
 from blobstore.signing import KeySigner
 from ocimodel.digest import sha256_digest
 from tests.blobstore.conftest import make_store
+from tests.blobstore.helpers import write_all_at_once, write_random
 from tests.support.gcs_emulator import GcsEmulator
 from tests.support.service_account import ServiceAccountKey
 from tests.support.v4_signature import verify_v4_url
@@ -35,17 +34,6 @@ MIB = 1024 * 1024
 @pytest.fixture
 def store(gcs_emulator: GcsEmulator, bucket: str, signing_key: ServiceAccountKey) -> GcsBlobStore:
     return make_store(gcs_emulator, bucket, KeySigner(signing_key.credentials()))
-
-
-def write_random(path: Path, size: int) -> str:
-    """Fill ``path`` with ``size`` random bytes, a MiB at a time; its digest."""
-    digest = hashlib.sha256()
-    with open(path, "wb") as handle:
-        for offset in range(0, size, MIB):
-            chunk = os.urandom(min(MIB, size - offset))
-            digest.update(chunk)
-            handle.write(chunk)
-    return "sha256:" + digest.hexdigest()
 
 
 # -- storage --------------------------------------------------------------
@@ -147,26 +135,7 @@ def test_concurrent_writers_of_one_digest_all_succeed_once(
         make_store(gcs_emulator, bucket, signer, multipart_limit=MIB, chunk_size=MIB)
         for _ in range(writers)
     ]
-    files = []
-    for index in range(writers):
-        path = tmp_path / f"copy-{index}"
-        path.write_bytes(data)
-        files.append(path)
-    barrier = threading.Barrier(writers)
-    errors: list[BaseException] = []
-
-    def write(index: int) -> None:
-        try:
-            barrier.wait()
-            stores[index].put_file(digest, files[index], LAYER)
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    files, errors = write_all_at_once(stores, digest, data, tmp_path, LAYER)
     assert errors == []
     assert gcs_emulator.object_names(bucket) == [gcs.object_name(digest)], "no tmp/ left"
     assert b"".join(stores[0].read(digest)) == data

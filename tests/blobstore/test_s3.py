@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 from blobstore import s3, s3_parts
 from blobstore.s3 import ConditionalWritesUnsupported, S3BlobStore
 from ocimodel.digest import sha256_digest
+from tests.blobstore.helpers import write_all_at_once, write_random
 from tests.support.fault_proxy import start_fault_proxy
 from tests.support.moto_server import (
     MotoServer,
@@ -41,17 +42,6 @@ LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 CONFIG = "application/vnd.oci.image.config.v1+json"
 MIB = 1024 * 1024
 PART = s3_parts.MIN_PART_SIZE  # small parts keep the large-file tests quick
-
-
-def write_random(path: Path, size: int) -> str:
-    """Fill ``path`` with ``size`` random bytes, a MiB at a time; its digest."""
-    digest = hashlib.sha256()
-    with open(path, "wb") as handle:
-        for offset in range(0, size, MIB):
-            chunk = os.urandom(min(MIB, size - offset))
-            digest.update(chunk)
-            handle.write(chunk)
-    return "sha256:" + digest.hexdigest()
 
 
 @pytest.fixture
@@ -266,22 +256,7 @@ def test_concurrent_writers_of_one_digest_all_succeed(
     stores = [
         make_store(moto_s3, bucket, tmp_path, conditional_writes=mode) for _ in range(writers)
     ]
-    files = [copy_of(data, tmp_path, f"copy-{i}") for i in range(writers)]
-    barrier = threading.Barrier(writers)
-    errors: list[BaseException] = []
-
-    def write(index: int) -> None:
-        try:
-            barrier.wait()
-            stores[index].put_file(digest, files[index], LAYER)
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    files, errors = write_all_at_once(stores, digest, data, tmp_path, LAYER)
     assert errors == []
     assert moto_s3.keys(bucket) == [s3.object_key(digest)]
     assert moto_s3.open_uploads(bucket) == []
