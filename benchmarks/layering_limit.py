@@ -27,8 +27,10 @@ Search
    and the budget has room; carving the same candidate everywhere is what makes the
    piece the same layer, downloaded once, in all of them. Each step carves the
    candidate that lowers the replayed bytes most, until none lowers them.
-2. Local search. A round merges two layers of each of three images (chosen by a seeded
-   generator), carves greedily again and keeps the result if it downloads fewer bytes.
+2. Local search. A round perturbs the best layering, carves greedily again and keeps
+   the result if it downloads fewer bytes. Half the rounds merge two layers in each of
+   three images; the others merge one layer into another in every image that has it.
+   Both are drawn from a seeded generator.
 
 The best layering found is replayed through `benchmarks.layering.replay`, the same
 metric and the same partition and budget checks as the algorithms there.
@@ -159,18 +161,40 @@ class Search:
         cost = first
         rng = random.Random(seed)
         for _ in range(rounds):
-            trial = list(best)
-            for i in rng.sample(range(len(trial)), min(3, len(trial))):
-                layers = trial[i]
-                if len(layers) < 2:
-                    continue
-                a, b = rng.sample(range(len(layers)), 2)
-                kept = [layer for k, layer in enumerate(layers) if k not in (a, b)]
-                trial[i] = [*kept, layers[a] | layers[b]]
-            trial_cost, trial = self.greedy(trial)
+            perturb = self.merge_in_some_images if rng.random() < 0.5 else self.dissolve
+            trial_cost, trial = self.greedy(perturb(best, rng))
             if trial_cost < cost:
                 cost, best = trial_cost, trial
         return first, cost, best
+
+    @staticmethod
+    def merge_in_some_images(layering: Layering, rng: random.Random) -> Layering:
+        """Two layers of each of three images merged."""
+        trial = list(layering)
+        for i in rng.sample(range(len(trial)), min(3, len(trial))):
+            layers = trial[i]
+            if len(layers) < 2:
+                continue
+            a, b = rng.sample(range(len(layers)), 2)
+            kept = [layer for k, layer in enumerate(layers) if k not in (a, b)]
+            trial[i] = [*kept, layers[a] | layers[b]]
+        return trial
+
+    @staticmethod
+    def dissolve(layering: Layering, rng: random.Random) -> Layering:
+        """One layer merged into another layer in every image that has it.
+
+        Merging a shared layer in one image only makes that image download it again;
+        undoing it everywhere lets the carving try another cut for all of them.
+        """
+        trial = list(layering)
+        piece = rng.choice(rng.choice(trial))
+        for i, layers in enumerate(trial):
+            if piece in layers and len(layers) >= 2:
+                others = [layer for layer in layers if layer != piece]
+                k = rng.randrange(len(others))
+                trial[i] = [*others[:k], *others[k + 1 :], others[k] | piece]
+        return trial
 
     def as_paths(self, layering: Layering) -> dict[tuple[str, ...], list[list[str]]]:
         atom_paths = self.problem.atom_paths
