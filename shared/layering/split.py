@@ -129,7 +129,7 @@ without paired paths plus an oracle layer for the paths common to all images
 as dependencies), so nothing inside one closure tells it apart; at budget 5 even the
 oracles stay above 1.2 and 1.6. The best layerings found knowing every pull in advance
 (`benchmarks/layering_limit.py`: consistent layers carved greedily, then local search)
-score 1.198 / 1.056 | 1.585 / 1.292 at budgets 5 / 10.
+score 1.142 / 1.043 / 1.008 | 1.548 / 1.265 / 1.081.
 
 Small budgets (5 and 10), measured and rejected (budgets 5 / 10 / 20, curated | random;
 measured before paired paths, on units scoring 1.476 / 1.256 / 1.116 |
@@ -172,7 +172,7 @@ rest, about a third of it the base. Findings:
   1.98 / 1.70 / 1.63. A group named by several chosen paths changes with every other
   chosen path an image has.
 The random scenario's target of 1.34 at budget 5 is below every layering found even
-knowing every pull in advance (1.585, above).
+knowing every pull in advance (1.548, above).
 
 Example
 -------
