@@ -36,9 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import ROOT, TEST_PKGS, median, percentile, table
-from tests.support.procs import ServerProcess, free_port, http_ok, start_server, wait_until
-
-FUNCTIONS_FRAMEWORK = Path(sys.executable).parent / "functions-framework"
+from tests.support.functions import serve_function
+from tests.support.procs import ServerProcess, free_port
 
 
 @contextlib.contextmanager
@@ -97,23 +96,9 @@ def store_blobs(env: Mapping[str, str], count: int) -> list[str]:
 
 def start_blob_function(env: Mapping[str, str], log: Path) -> tuple[ServerProcess, int]:
     port = free_port()
-    process = start_server(
-        "blob function",
-        [
-            FUNCTIONS_FRAMEWORK,
-            "--target",
-            "blob",
-            "--source",
-            ROOT / "functions" / "blob" / "main.py",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        log,
-        env=env,
+    process = serve_function(
+        "blob function", "blob", ROOT / "functions" / "blob" / "main.py", port, log, env=env
     )
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/v2/"), process, what="answering /v2/")
     return process, port
 
 

@@ -38,9 +38,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import ROOT, TEST_PKGS, median, table
-from tests.support.procs import free_port, http_ok, start_server, wait_until
+from tests.support.functions import serve_function
+from tests.support.procs import free_port
 
-FUNCTIONS_FRAMEWORK = Path(sys.executable).parent / "functions-framework"
 FLOOR = """import functions_framework
 
 
@@ -64,30 +64,8 @@ def cold_start(
     answer from the backend (None for the floor, which has none)."""
     port = free_port()
     started = time.monotonic()
-    process = start_server(
-        target,
-        [
-            FUNCTIONS_FRAMEWORK,
-            "--target",
-            target,
-            "--source",
-            source,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        log,
-        env=env,
-    )
+    process = serve_function(target, target, source, port, log, env=env)
     try:
-        wait_until(
-            lambda: http_ok(f"http://127.0.0.1:{port}/v2/"),
-            process,
-            what="answering /v2/",
-            timeout=60,
-            interval=0.01,
-        )
         first = time.monotonic() - started
         if target not in BACKEND_PROBE:
             return first, None

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.procs import free_port, http_ok, start_server, wait_until
+from tests.support.functions import UNREACHED_GCP_ENV, serve_function
+from tests.support.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "stage-functions"
@@ -42,16 +43,7 @@ NEEDED = {
 }
 #: A minimal valid environment: the functions' adapters are built at import
 #: but contact nothing until a request needs them.
-FUNCTION_ENV = {
-    "NIXERY_CHANNEL": "nixos-unstable",
-    "NIXERY_STORAGE_BACKEND": "gcs",
-    "GCS_BUCKET": "bucket",
-    "GOOGLE_CLOUD_PROJECT": "nixery-test",
-    "NIXERY_LAUNCHER": "cloudrun",
-    "NIXERY_BUILDER_JOB": "projects/nixery-test/locations/europe-west1/jobs/nixery-builder",
-    "FIRESTORE_EMULATOR_HOST": "127.0.0.1:9",
-    "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9",
-}
+FUNCTION_ENV = {"NIXERY_CHANNEL": "nixos-unstable", **UNREACHED_GCP_ENV}
 PROBE = """
 import json, sys
 import functions_framework
@@ -166,34 +158,18 @@ def test_staged_function_imports_only_from_its_folder(staged: Path, name: str) -
 def served_manifest(staged: Path, tmp_path: Path) -> Iterator[int]:
     folder = staged / "manifest"
     port = free_port()
-    process = start_server(
+    process = serve_function(
         "staged manifest function",
-        [
-            sys.executable,
-            "-S",
-            "-m",
-            "functions_framework",
-            "--source",
-            str(folder / "main.py"),
-            "--target",
-            "manifest",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        "manifest",
+        folder / "main.py",
+        port,
         tmp_path / "manifest.log",
         env=clean_env(folder),
+        command=(sys.executable, "-S", "-m", "functions_framework"),
         cwd=staged,
+        interval=0.05,
     )
     try:
-        wait_until(
-            lambda: http_ok(f"http://127.0.0.1:{port}/v2/"),
-            process,
-            what="answering /v2/",
-            timeout=60,
-            interval=0.05,
-        )
         yield port
     finally:
         process.stop()

@@ -12,17 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.functions import UNREACHED_GCP_ENV
+
 REPO = Path(__file__).resolve().parents[2]
 GCP_ENV = {
     "NIXERY_PKGS_PATH": str(REPO / "tests" / "pkgs"),
-    "NIXERY_STORAGE_BACKEND": "gcs",
-    "GCS_BUCKET": "bucket",
-    "GOOGLE_CLOUD_PROJECT": "nixery-test",
-    "NIXERY_LAUNCHER": "cloudrun",
-    "NIXERY_BUILDER_JOB": "projects/nixery-test/locations/europe-west1/jobs/nixery-builder",
     # Clients are constructed but never contacted by an import.
-    "FIRESTORE_EMULATOR_HOST": "127.0.0.1:9",
-    "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9",
+    **UNREACHED_GCP_ENV,
 }
 PROBE = """
 import json, sys, threading, functions_framework

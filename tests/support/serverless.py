@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,13 +21,13 @@ from pathlib import Path
 from tests.support.fake_cloud_run import DEFAULT_JOB, FakeCloudRun, start_fake_cloud_run
 from tests.support.firestore_emulator import FirestoreEmulator
 from tests.support.front_proxy import FrontProxy, start_front_proxy
+from tests.support.functions import serve_function
 from tests.support.gcs_emulator import GcsEmulator
 from tests.support.nixery_server import make_nix_shims
-from tests.support.procs import ServerProcess, free_port, http_ok, start_server, wait_until
+from tests.support.procs import ServerProcess, free_port
 from tests.support.service_account import ServiceAccountKey, make_key
 
 REPO = Path(__file__).resolve().parents[2]
-FUNCTIONS_FRAMEWORK = Path(sys.executable).parent / "functions-framework"
 
 
 @dataclass
@@ -48,33 +47,9 @@ def start_function(target: str, env: Mapping[str, str], log: Path) -> FunctionPr
     ``main.py``; wait until ``/v2/`` answers."""
     port = free_port()
     started = time.monotonic()
-    process = start_server(
-        f"{target} function",
-        [
-            FUNCTIONS_FRAMEWORK,
-            "--target",
-            target,
-            "--source",
-            REPO / "functions" / target / "main.py",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        log,
-        env=env,
+    process = serve_function(
+        f"{target} function", target, REPO / "functions" / target / "main.py", port, log, env=env
     )
-    try:
-        wait_until(
-            lambda: http_ok(f"http://127.0.0.1:{port}/v2/"),
-            process,
-            what="answering /v2/",
-            timeout=60,
-            interval=0.01,
-        )
-    except BaseException:
-        process.stop()
-        raise
     return FunctionProcess(target, process, port, time.monotonic() - started)
 
 
